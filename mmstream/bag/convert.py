@@ -1,0 +1,449 @@
+"""mmstream messages <-> ROS 2 messages (as plain dicts going out, any attribute object coming in).
+
+Going out (:func:`to_ros`) a message becomes ``(ros_type, dict)``, ready for a CDR encoder. Coming
+in (:func:`from_ros`) accepts what ``mcap_ros2`` decodes (attribute objects, bytes for ``uint8[]``)
+and what ``rosbags`` decodes (dataclasses, numpy arrays), so bags from either library convert.
+
+Bulk data always travels as ``uint8[]`` (raw little-endian bytes): CDR encoders handle that as
+one buffer, while a ``float32[]`` of 16 000 samples would be encoded one element at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mmstream.errors import BagError
+from mmstream.messages import (
+    AudioChunk,
+    Clock,
+    Detections,
+    EmotionEstimate,
+    Header,
+    ImageFrame,
+    Message,
+    NodeStats,
+    TextUtterance,
+    Window,
+)
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+CLOCK = "rosgraph_msgs/msg/Clock"
+STRING = "std_msgs/msg/String"
+PKG = "mmstream_msgs/msg/"
+
+#: ROS 2 types read from other people's bags, beyond our own
+AUDIO_DATA_STAMPED = "audio_common_msgs/msg/AudioDataStamped"
+AUDIO_DATA = "audio_common_msgs/msg/AudioData"
+AUDIO_STAMPED = "audio_common_msgs/msg/AudioStamped"
+
+#: sensor_msgs/Image encodings we decode -> (numpy dtype, channels)
+IMAGE_ENCODINGS: dict[str, tuple[str, int]] = {
+    "bgr8": ("u1", 3), "rgb8": ("u1", 3), "mono8": ("u1", 1), "8UC1": ("u1", 1), "8UC3": ("u1", 3),
+    "rgba8": ("u1", 4), "bgra8": ("u1", 4), "mono16": ("u2", 1), "16UC1": ("u2", 1),
+}
+_SAMPLE_FORMATS = {"F32LE": np.dtype("<f4"), "S16LE": np.dtype("<i2")}
+
+_NS = 1_000_000_000
+
+
+class ConvertError(BagError):
+    """One message could not be converted (the reader names the file and topic around it)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def stamp_to_ros(stamp_ns: int) -> dict[str, int]:
+    sec, nanosec = divmod(int(stamp_ns), _NS)
+    return {"sec": sec, "nanosec": nanosec}
+
+
+def stamp_from_ros(stamp: Any) -> int:
+    return int(_get(stamp, "sec")) * _NS + int(_get(stamp, "nanosec"))
+
+
+def _header_to_ros(h: Header) -> dict[str, Any]:
+    return {"stamp": stamp_to_ros(h.stamp_ns), "frame_id": h.frame_id}
+
+
+def _header_from_ros(ros_header: Any, seq: int) -> Header:
+    return Header(stamp_ns=stamp_from_ros(_get(ros_header, "stamp")), seq=int(seq),
+                  frame_id=str(_get(ros_header, "frame_id")))
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj[name]
+    return getattr(obj, name)
+
+
+def _bytes(value: Any) -> bytes:
+    """uint8[] as decoded by either library (bytes, numpy array, list, array.array) -> bytes."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, np.ndarray):
+        return value.astype(np.uint8, copy=False).tobytes()
+    return bytes(bytearray(value))
+
+
+def _list(value: Any) -> list[Any]:
+    return value.tolist() if isinstance(value, np.ndarray) else list(value)
+
+
+def _pairs(keys: list[str], values: list[Any]) -> dict[str, Any]:
+    if len(keys) != len(values):
+        raise ConvertError(f"{len(keys)} names but {len(values)} values")
+    return dict(zip(keys, values))
+
+
+# --------------------------------------------------------------------------- images
+
+
+def image_to_ros(msg: ImageFrame) -> tuple[str, dict[str, Any]]:
+    header = _header_to_ros(msg.header)
+    if msg.encoding == "jpeg":
+        return COMPRESSED_IMAGE, {"header": header, "format": "jpeg", "data": msg.data.tobytes()}
+    data = np.ascontiguousarray(msg.data)
+    channels = 1 if msg.encoding == "mono8" else 3
+    return IMAGE, {"header": header, "height": msg.height, "width": msg.width, "encoding": msg.encoding,
+                   "is_bigendian": 0, "step": msg.width * channels, "data": data.tobytes()}
+
+
+def image_from_ros(ros: Any, seq: int) -> ImageFrame:
+    """sensor_msgs/Image in any supported encoding -> ImageFrame (bgr8/rgb8/mono8 kept, others to bgr8)."""
+    header = _header_from_ros(_get(ros, "header"), seq)
+    encoding = str(_get(ros, "encoding"))
+    if encoding not in IMAGE_ENCODINGS:
+        raise ConvertError(f"unsupported Image encoding {encoding!r} (supported: {sorted(IMAGE_ENCODINGS)})")
+    height, width, step = int(_get(ros, "height")), int(_get(ros, "width")), int(_get(ros, "step"))
+    kind, channels = IMAGE_ENCODINGS[encoding]
+    itemsize = 2 if kind == "u2" else 1
+    raw = _bytes(_get(ros, "data"))
+    row_bytes = width * channels * itemsize
+    if step < row_bytes or len(raw) < step * height:
+        raise ConvertError(f"Image {encoding} {width}x{height}: step {step} and {len(raw)} data bytes "
+                           f"(expected step >= {row_bytes} and {step * height} bytes)")
+    endian = ">" if int(_get(ros, "is_bigendian")) else "<"
+    rows = np.frombuffer(raw, np.uint8, count=step * height).reshape(height, step)[:, :row_bytes]
+    pixels = np.ascontiguousarray(rows).view(f"{endian}{kind}").reshape(height, width, channels)
+    if encoding in ("mono16", "16UC1"):
+        pixels, encoding = (pixels >> 8).astype(np.uint8), "mono8"
+    elif encoding == "8UC1":
+        encoding = "mono8"
+    elif encoding == "8UC3":
+        encoding = "bgr8"
+    elif encoding == "rgba8":
+        pixels, encoding = pixels[..., :3], "rgb8"
+    elif encoding == "bgra8":
+        pixels, encoding = pixels[..., :3], "bgr8"
+    return ImageFrame(header=header, encoding=encoding, height=height, width=width,
+                      data=np.ascontiguousarray(pixels, dtype=np.uint8))
+
+
+def compressed_image_from_ros(ros: Any, seq: int, *, decode: bool = False) -> ImageFrame:
+    """sensor_msgs/CompressedImage: JPEG stays JPEG unless ``decode``; PNG is decoded to bgr8."""
+    import cv2  # decoding needs OpenCV; only imported when a compressed image arrives
+
+    header = _header_from_ros(_get(ros, "header"), seq)
+    fmt = str(_get(ros, "format")).lower()
+    data = np.frombuffer(_bytes(_get(ros, "data")), np.uint8)
+    is_jpeg = "jpeg" in fmt or "jpg" in fmt
+    if not is_jpeg and "png" not in fmt:
+        raise ConvertError(f"unsupported CompressedImage format {fmt!r} (supported: jpeg, png)")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ConvertError(f"CompressedImage ({fmt}) of {data.size} bytes does not decode")
+    if is_jpeg and not decode:
+        return ImageFrame(header=header, encoding="jpeg", height=img.shape[0], width=img.shape[1], data=data.copy())
+    return ImageFrame(header=header, encoding="bgr8", height=img.shape[0], width=img.shape[1], data=img)
+
+
+# --------------------------------------------------------------------------- audio, text, clock
+
+
+def audio_to_ros(msg: AudioChunk) -> tuple[str, dict[str, Any]]:
+    fmt = "S16LE" if msg.samples.dtype == np.int16 else "F32LE"
+    data = np.ascontiguousarray(msg.samples, dtype=_SAMPLE_FORMATS[fmt]).tobytes()
+    return PKG + "AudioChunk", {"header": _header_to_ros(msg.header), "sample_rate_hz": msg.sample_rate_hz,
+                                "channels": msg.channels, "sample_format": fmt, "gap_samples": msg.gap_samples,
+                                "data": data}
+
+
+def _samples(raw: bytes, fmt: str, channels: int) -> np.ndarray:
+    dtype = _SAMPLE_FORMATS.get(fmt.upper())
+    if dtype is None:
+        raise ConvertError(f"unsupported audio sample format {fmt!r} (supported: {sorted(_SAMPLE_FORMATS)})")
+    frame_bytes = dtype.itemsize * channels
+    if channels <= 0 or len(raw) % frame_bytes:
+        raise ConvertError(f"audio data of {len(raw)} bytes is not whole {fmt} frames of {channels} channel(s)")
+    return np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(-1, channels)
+
+
+def audio_from_ros(ros: Any, seq: int) -> AudioChunk:
+    channels = int(_get(ros, "channels"))
+    samples = _samples(_bytes(_get(ros, "data")), str(_get(ros, "sample_format")), channels)
+    return AudioChunk(header=_header_from_ros(_get(ros, "header"), seq), sample_rate_hz=int(_get(ros, "sample_rate_hz")),
+                      channels=channels, gap_samples=int(_get(ros, "gap_samples")), samples=samples)
+
+
+def text_to_ros(msg: TextUtterance) -> tuple[str, dict[str, Any]]:
+    return PKG + "TextUtterance", {"header": _header_to_ros(msg.header), "start_ns": msg.start_ns,
+                                   "end_ns": msg.end_ns, "text": msg.text, "source": msg.source,
+                                   "language": msg.language}
+
+
+def text_from_ros(ros: Any, seq: int) -> TextUtterance:
+    return TextUtterance(header=_header_from_ros(_get(ros, "header"), seq), start_ns=int(_get(ros, "start_ns")),
+                         end_ns=int(_get(ros, "end_ns")), text=str(_get(ros, "text")),
+                         source=str(_get(ros, "source")), language=str(_get(ros, "language")))
+
+
+def clock_to_ros(msg: Clock) -> tuple[str, dict[str, Any]]:
+    return CLOCK, {"clock": stamp_to_ros(msg.header.stamp_ns)}
+
+
+def clock_from_ros(ros: Any, seq: int) -> Clock:
+    return Clock(header=Header(stamp_ns=stamp_from_ros(_get(ros, "clock")), seq=int(seq)))
+
+
+# --------------------------------------------------------------------------- window and outputs
+
+
+def window_to_ros(msg: Window) -> tuple[str, dict[str, Any]]:
+    t, h, w, c = msg.frames.shape
+    modalities = sorted(set(msg.presence) | set(msg.coverage))
+    return PKG + "Window", {
+        "header": _header_to_ros(msg.header), "start_ns": msg.start_ns, "end_ns": msg.end_ns,
+        "frame_encoding": msg.frame_encoding, "frame_count": t, "frame_height": h, "frame_width": w,
+        "frame_channels": c, "frames_data": np.ascontiguousarray(msg.frames, np.uint8).tobytes(),
+        "frame_mask": [bool(x) for x in msg.frame_mask], "frame_stamps_ns": [int(x) for x in msg.frame_stamps_ns],
+        "sample_rate_hz": msg.sample_rate_hz, "audio_samples": msg.audio.shape[0],
+        "audio_channels": msg.audio.shape[1],
+        "audio_data": np.ascontiguousarray(msg.audio, "<f4").tobytes(),
+        "audio_mask": np.ascontiguousarray(msg.audio_mask, np.uint8).tobytes(),
+        "audio_chunk_stamps_ns": [int(x) for x in msg.audio_chunk_stamps_ns],
+        "utterances": [text_to_ros(u)[1] for u in msg.utterances],
+        "modalities": modalities,
+        "presence": [bool(msg.presence.get(m, False)) for m in modalities],
+        "coverage": [float(msg.coverage.get(m, 0.0)) for m in modalities],
+    }
+
+
+def window_from_ros(ros: Any, seq: int) -> Window:
+    t, h, w, c = (int(_get(ros, k)) for k in ("frame_count", "frame_height", "frame_width", "frame_channels"))
+    n, ch = int(_get(ros, "audio_samples")), int(_get(ros, "audio_channels"))
+    frames = np.frombuffer(_bytes(_get(ros, "frames_data")), np.uint8)
+    audio = np.frombuffer(_bytes(_get(ros, "audio_data")), "<f4")
+    mask = np.frombuffer(_bytes(_get(ros, "audio_mask")), np.uint8)
+    if frames.size != t * h * w * c or audio.size != n * ch or mask.size != n:
+        raise ConvertError(f"Window arrays disagree with their sizes: {frames.size} frame bytes for {t}x{h}x{w}x{c}, "
+                           f"{audio.size} audio values for {n}x{ch}, {mask.size} mask values for {n}")
+    modalities = [str(m) for m in _list(_get(ros, "modalities"))]
+    return Window(
+        header=_header_from_ros(_get(ros, "header"), seq), start_ns=int(_get(ros, "start_ns")),
+        end_ns=int(_get(ros, "end_ns")), sample_rate_hz=int(_get(ros, "sample_rate_hz")),
+        frame_encoding=str(_get(ros, "frame_encoding")),
+        utterances=[text_from_ros(u, 0) for u in _get(ros, "utterances")],
+        presence=_pairs(modalities, [bool(x) for x in _list(_get(ros, "presence"))]),
+        coverage=_pairs(modalities, [float(x) for x in _list(_get(ros, "coverage"))]),
+        frames=frames.reshape(t, h, w, c).copy(),
+        frame_mask=np.array(_list(_get(ros, "frame_mask")), np.bool_).reshape(t),
+        frame_stamps_ns=np.array(_list(_get(ros, "frame_stamps_ns")), np.int64).reshape(t),
+        audio=audio.astype(np.float32).reshape(n, ch),
+        audio_mask=mask.astype(np.bool_),
+        audio_chunk_stamps_ns=np.array(_list(_get(ros, "audio_chunk_stamps_ns")), np.int64),
+    )
+
+
+def emotion_to_ros(msg: EmotionEstimate) -> tuple[str, dict[str, Any]]:
+    return PKG + "EmotionEstimate", {
+        "header": _header_to_ros(msg.header), "window_start_ns": msg.window_start_ns,
+        "window_end_ns": msg.window_end_ns, "labels": list(msg.labels), "probs": [float(p) for p in msg.probs],
+        "top_label": msg.top_label, "top_prob": float(msg.top_prob),
+        "presence_modalities": list(msg.presence), "presence": [bool(v) for v in msg.presence.values()],
+        "contribution_modalities": list(msg.contribution),
+        "contribution": [float(v) for v in msg.contribution.values()],
+        "backend": msg.backend, "latency_stages": list(msg.latency_ms),
+        "latency_ms": [float(v) for v in msg.latency_ms.values()],
+    }
+
+
+def emotion_from_ros(ros: Any, seq: int) -> EmotionEstimate:
+    g = lambda k: _list(_get(ros, k))  # noqa: E731
+    return EmotionEstimate(
+        header=_header_from_ros(_get(ros, "header"), seq), window_start_ns=int(_get(ros, "window_start_ns")),
+        window_end_ns=int(_get(ros, "window_end_ns")), labels=[str(x) for x in g("labels")],
+        probs=[float(x) for x in g("probs")], top_label=str(_get(ros, "top_label")),
+        top_prob=float(_get(ros, "top_prob")),
+        presence=_pairs([str(x) for x in g("presence_modalities")], [bool(x) for x in g("presence")]),
+        contribution=_pairs([str(x) for x in g("contribution_modalities")], [float(x) for x in g("contribution")]),
+        backend=str(_get(ros, "backend")),
+        latency_ms=_pairs([str(x) for x in g("latency_stages")], [float(x) for x in g("latency_ms")]),
+    )
+
+
+def detections_to_ros(msg: Detections) -> tuple[str, dict[str, Any]]:
+    return PKG + "Detections", {
+        "header": _header_to_ros(msg.header), "window_start_ns": msg.window_start_ns,
+        "window_end_ns": msg.window_end_ns, "image_width": msg.image_width, "image_height": msg.image_height,
+        "boxes": [float(x) for x in np.asarray(msg.boxes, np.float32).reshape(-1)],
+        "box_scores": [float(x) for x in np.asarray(msg.box_scores, np.float32)],
+        "box_labels": list(msg.box_labels), "event_labels": list(msg.event_labels),
+        "event_scores": [float(x) for x in msg.event_scores],
+    }
+
+
+def detections_from_ros(ros: Any, seq: int) -> Detections:
+    boxes = np.array(_list(_get(ros, "boxes")), np.float32)
+    if boxes.size % 4:
+        raise ConvertError(f"Detections.boxes has {boxes.size} values (expected 4 per box)")
+    return Detections(
+        header=_header_from_ros(_get(ros, "header"), seq), window_start_ns=int(_get(ros, "window_start_ns")),
+        window_end_ns=int(_get(ros, "window_end_ns")), image_width=int(_get(ros, "image_width")),
+        image_height=int(_get(ros, "image_height")), boxes=boxes.reshape(-1, 4),
+        box_scores=np.array(_list(_get(ros, "box_scores")), np.float32),
+        box_labels=[str(x) for x in _list(_get(ros, "box_labels"))],
+        event_labels=[str(x) for x in _list(_get(ros, "event_labels"))],
+        event_scores=[float(x) for x in _list(_get(ros, "event_scores"))],
+    )
+
+
+_TOPIC_STATS_DEFAULTS: dict[str, Any] = {
+    "topic": "", "direction": "", "type": "", "count": 0, "rate_hz": 0.0, "bytes_per_s": 0.0, "drops": 0,
+    "rejected": 0, "latency_p50_ms": 0.0, "latency_p99_ms": 0.0,
+}
+
+
+def stats_to_ros(msg: NodeStats) -> tuple[str, dict[str, Any]]:
+    topics = []
+    for t in msg.topics:
+        row = {k: type(d)(t.get(k) if t.get(k) is not None else d) for k, d in _TOPIC_STATS_DEFAULTS.items()}
+        topics.append(row)
+    return PKG + "NodeStats", {"header": _header_to_ros(msg.header), "node": msg.node, "pid": msg.pid,
+                               "state": msg.state, "uptime_s": float(msg.uptime_s), "cpu_s": float(msg.cpu_s),
+                               "topics": topics}
+
+
+def stats_from_ros(ros: Any, seq: int) -> NodeStats:
+    topics = [{k: type(d)(_get(t, k)) for k, d in _TOPIC_STATS_DEFAULTS.items()} for t in _get(ros, "topics")]
+    return NodeStats(header=_header_from_ros(_get(ros, "header"), seq), node=str(_get(ros, "node")),
+                     pid=int(_get(ros, "pid")), state=str(_get(ros, "state")), uptime_s=float(_get(ros, "uptime_s")),
+                     cpu_s=float(_get(ros, "cpu_s")), topics=topics)
+
+
+# --------------------------------------------------------------------------- other people's types
+
+
+def string_from_ros(ros: Any, seq: int, *, log_time_ns: int = 0) -> TextUtterance:
+    """std_msgs/String (no stamp): the utterance is placed at the message's log time."""
+    return TextUtterance(header=Header(stamp_ns=log_time_ns, seq=seq), start_ns=log_time_ns,
+                         end_ns=log_time_ns, text=str(_get(ros, "data")), source="std_msgs/String")
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How to read types that do not carry everything we need.
+
+    decode_jpeg: turn CompressedImage JPEG into bgr8 pixels (default: keep JPEG bytes, consumers decode).
+    audio_*: layout of audio_common_msgs AudioData, which carries raw bytes only (its AudioInfo
+    travels on another topic); classic audio_common defaults are 16 kHz mono S16LE.
+    """
+
+    decode_jpeg: bool = False
+    audio_sample_rate_hz: int = 16000
+    audio_channels: int = 1
+    audio_sample_format: str = "S16LE"
+
+
+def _audio_common_from_ros(ros: Any, seq: int, stamp_ns: int, opts: ConvertOptions) -> AudioChunk:
+    samples = _samples(_bytes(_get(ros, "data")), opts.audio_sample_format, opts.audio_channels)
+    return AudioChunk(header=Header(stamp_ns=stamp_ns, seq=seq), sample_rate_hz=opts.audio_sample_rate_hz,
+                      channels=opts.audio_channels, samples=samples)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+_TO_ROS: dict[type[Message], Callable[[Any], tuple[str, dict[str, Any]]]] = {
+    ImageFrame: image_to_ros, AudioChunk: audio_to_ros, TextUtterance: text_to_ros, Clock: clock_to_ros,
+    Window: window_to_ros, EmotionEstimate: emotion_to_ros, Detections: detections_to_ros, NodeStats: stats_to_ros,
+}
+
+#: ROS type -> the mmstream message class it becomes
+ROS_TO_CLASS: dict[str, type[Message]] = {
+    IMAGE: ImageFrame, COMPRESSED_IMAGE: ImageFrame, CLOCK: Clock, STRING: TextUtterance,
+    PKG + "AudioChunk": AudioChunk, PKG + "TextUtterance": TextUtterance, PKG + "Window": Window,
+    PKG + "EmotionEstimate": EmotionEstimate, PKG + "Detections": Detections, PKG + "NodeStats": NodeStats,
+    AUDIO_DATA_STAMPED: AudioChunk, AUDIO_DATA: AudioChunk,
+}
+
+
+def to_ros(msg: Message) -> tuple[str, dict[str, Any]]:
+    """``(ros_type, message dict)`` for any mmstream message."""
+    fn = _TO_ROS.get(type(msg))
+    if fn is None:
+        raise ConvertError(f"no ROS 2 type for {type(msg).__name__} (convertible: {[c.__name__ for c in _TO_ROS]})")
+    return fn(msg)
+
+
+def ros_type_of(cls: type[Message], encoding: str = "bgr8") -> str:
+    """The ROS 2 type a class is written as (ImageFrame depends on the encoding)."""
+    if cls is ImageFrame:
+        return COMPRESSED_IMAGE if encoding == "jpeg" else IMAGE
+    return {AudioChunk: PKG + "AudioChunk", TextUtterance: PKG + "TextUtterance", Clock: CLOCK,
+            Window: PKG + "Window", EmotionEstimate: PKG + "EmotionEstimate", Detections: PKG + "Detections",
+            NodeStats: PKG + "NodeStats"}[cls]
+
+
+def normalize_type(name: str) -> str:
+    """``sensor_msgs/Image`` and ``sensor_msgs/msg/Image`` -> ``sensor_msgs/msg/Image``."""
+    parts = name.split("/")
+    return f"{parts[0]}/msg/{parts[-1]}" if len(parts) in (2, 3) else name
+
+
+def is_supported(ros_type: str) -> bool:
+    return normalize_type(ros_type) in ROS_TO_CLASS
+
+
+def from_ros(ros_type: str, ros: Any, *, seq: int = 0, log_time_ns: int = 0,
+             options: ConvertOptions = ConvertOptions()) -> Message:
+    """Any supported ROS 2 message (decoded by mcap_ros2 or rosbags) -> an mmstream message.
+
+    Raises :class:`ConvertError` for unsupported types, encodings or inconsistent sizes.
+    """
+    t = normalize_type(ros_type)
+    try:
+        if t == IMAGE:
+            return image_from_ros(ros, seq)
+        if t == COMPRESSED_IMAGE:
+            return compressed_image_from_ros(ros, seq, decode=options.decode_jpeg)
+        if t == PKG + "AudioChunk":
+            return audio_from_ros(ros, seq)
+        if t == PKG + "TextUtterance":
+            return text_from_ros(ros, seq)
+        if t == CLOCK:
+            return clock_from_ros(ros, seq)
+        if t == PKG + "Window":
+            return window_from_ros(ros, seq)
+        if t == PKG + "EmotionEstimate":
+            return emotion_from_ros(ros, seq)
+        if t == PKG + "Detections":
+            return detections_from_ros(ros, seq)
+        if t == PKG + "NodeStats":
+            return stats_from_ros(ros, seq)
+        if t == STRING:
+            return string_from_ros(ros, seq, log_time_ns=log_time_ns)
+        if t == AUDIO_DATA_STAMPED:
+            stamp = stamp_from_ros(_get(_get(ros, "header"), "stamp"))
+            return _audio_common_from_ros(_get(ros, "audio"), seq, stamp, options)
+        if t == AUDIO_DATA:
+            return _audio_common_from_ros(ros, seq, log_time_ns, options)
+    except ConvertError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ConvertError(f"{t}: {type(exc).__name__}: {exc}") from None
+    raise ConvertError(f"unsupported message type {ros_type!r} (supported: {sorted(ROS_TO_CLASS)})")

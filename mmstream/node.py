@@ -1,0 +1,389 @@
+"""The node: the one factory for publishers, subscriptions, timers and parameters.
+
+A node owns everything it creates and tears it down on :meth:`Node.close`. Its executor is
+single-threaded: :meth:`spin_once` polls every subscription socket, keeps the newest
+``keep_last`` messages of sensor topics, calls callbacks, fires due timers and publishes
+:class:`~mmstream.messages.NodeStats` on ``/<node>/stats``. SIGINT/SIGTERM end :meth:`spin`.
+
+With ``use_sim_time`` the node follows the bag player's ``/clock``: :meth:`now_ns` returns bag
+time and timers fire on it. A clock tick is applied only once the messages the player sent
+before it (``Clock.published_seq``) have been received, so replays are deterministic.
+
+    PARAMS = [Param("rate_hz", 10.0, min=0.1)]
+
+    def setup(node: Node) -> None:
+        pub = node.create_publisher(TextUtterance, "/chatter")
+        node.create_timer(1 / node.params["rate_hz"], lambda: pub.publish(TextUtterance(text="hi")))
+
+    def main(argv=None) -> int:
+        return run_node("talker", PARAMS, setup, argv)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import zmq
+
+from mmstream import graph
+from mmstream.clock import HostClock, SimClock, host_now_ns
+from mmstream.errors import MmstreamError, ParameterError
+from mmstream.messages import Clock, Message, NodeStats
+from mmstream.params import Param, load_params_file, resolve
+from mmstream.transport import Publisher, Subscription
+
+M = TypeVar("M", bound=Message)
+
+CLOCK_TOPIC = "/clock"
+_CLOCK_BARRIER_TIMEOUT_S = 2.0
+
+
+class Timer:
+    """Calls ``callback`` every ``period_ns`` of node time. Create it with ``Node.create_timer``."""
+
+    def __init__(self, period_ns: int, callback: Callable[[], None], next_ns: int) -> None:
+        self.period_ns = period_ns
+        self.callback = callback
+        self.next_ns = next_ns
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Node:
+    """A named process-level participant in the graph."""
+
+    def __init__(self, name: str, *, params: Mapping[str, Any] | None = None,
+                 declared: Iterable[Param] = (), remap: Mapping[str, str] | None = None,
+                 run_dir: str | Path | None = None) -> None:
+        self.name = name.strip("/") or "node"
+        self.params: dict[str, Any] = resolve(self.name, declared, params or {})
+        self.log = logging.getLogger(self.name)
+        self.log.setLevel(self.params["log_level"].upper())
+        self.run_dir = Path(run_dir) if run_dir else graph.default_run_dir()
+        self._remap = {graph.normalize_topic(k): graph.normalize_topic(v) for k, v in (remap or {}).items()}
+        self._ctx = zmq.Context()
+        self._host_clock = HostClock()
+        self._sim_clock = SimClock() if self.params["use_sim_time"] else None
+        self._pending_ticks: list[tuple[Clock, float]] = []
+        self._publishers: list[Publisher[Any]] = []
+        self._subscriptions: list[Subscription[Any]] = []
+        self._timers: list[Timer] = []
+        self._poller = zmq.Poller()
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self._rejected_kinds: dict[str, int] = {}
+        self._shutdown = False
+        self._closed = False
+        self._registered = False
+        self._started_s = time.monotonic()
+        self._stats_pub: Publisher[NodeStats] = self.create_publisher(NodeStats, f"/{self.name}/stats")
+        self._next_stats_s = time.monotonic() + self.params["stats_period_s"]
+        if self._sim_clock is not None:
+            self._clock_sub = self.create_subscription(Clock, CLOCK_TOPIC, self._on_clock, keep_last=None)
+        self._registered = True
+        self._write_record()
+
+    # ------------------------------------------------------------------ time
+    def now_ns(self) -> int:
+        """Node time: the host clock, or the bag clock with ``use_sim_time``."""
+        return self._sim_clock.now_ns() if self._sim_clock is not None else self._host_clock.now_ns()
+
+    @property
+    def uses_sim_time(self) -> bool:
+        return self._sim_clock is not None
+
+    # ------------------------------------------------------------------ factory
+    def resolve_topic(self, topic: str) -> str:
+        topic = graph.normalize_topic(topic)
+        return self._remap.get(topic, topic)
+
+    def create_publisher(self, msg_type: type[M], topic: str, *, reliable: bool = False,
+                         hwm: int | None = None) -> Publisher[M]:
+        """A publisher of ``msg_type`` on ``topic`` (after remapping). ``reliable``: wait, never drop."""
+        topic = self.resolve_topic(topic)
+        pub: Publisher[M] = Publisher(self._ctx, topic, msg_type, endpoint=graph.topic_endpoint(topic, self.run_dir),
+                                      reliable=reliable, hwm=hwm, max_message_bytes=self.params["max_message_bytes"],
+                                      clock=self.now_ns, is_shutdown=lambda: self._shutdown)
+        self._publishers.append(pub)
+        if self._registered:
+            self._write_record()
+        return pub
+
+    def create_subscription(self, msg_type: type[M], topic: str, callback: Callable[[M], None], *,
+                            keep_last: int | None = 4) -> Subscription[M]:
+        """Call ``callback(msg)`` for messages on ``topic``. ``keep_last=None``: reliable (no drops)."""
+        topic = self.resolve_topic(topic)
+        sub: Subscription[M] = Subscription(
+            self._ctx, topic, msg_type, callback, endpoint=graph.topic_endpoint(topic, self.run_dir),
+            keep_last=keep_last, max_message_bytes=self.params["max_message_bytes"], clock=self.now_ns,
+            on_reject=self.count_rejected, log=self.log)
+        self._subscriptions.append(sub)
+        self._poller.register(sub.socket, zmq.POLLIN)
+        if self._registered:
+            self._write_record()
+        return sub
+
+    def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` every ``period_s`` seconds of node time."""
+        if period_s <= 0:
+            raise ParameterError(f"node {self.name!r}: timer period_s must be > 0, got {period_s}")
+        period_ns = int(period_s * 1e9)
+        timer = Timer(period_ns, callback, self.now_ns() + period_ns)
+        self._timers.append(timer)
+        return timer
+
+    def on_shutdown(self, fn: Callable[[], None]) -> None:
+        self._shutdown_hooks.append(fn)
+
+    def count_rejected(self, reason: str, detail: str) -> None:
+        """Count a bad input; log the first of each kind as a warning, later ones at debug level."""
+        n = self._rejected_kinds.get(reason, 0) + 1
+        self._rejected_kinds[reason] = n
+        if n == 1:
+            self.log.warning("dropped bad input (%s): %s — further '%s' drops are counted in stats",
+                             reason, detail, reason)
+        else:
+            self.log.debug("dropped bad input (%s) #%d: %s", reason, n, detail)
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        return dict(self._rejected_kinds)
+
+    # ------------------------------------------------------------------ executor
+    def ok(self) -> bool:
+        return not self._shutdown
+
+    def shutdown(self) -> None:
+        """Ask :meth:`spin` to return (safe from signal handlers)."""
+        self._shutdown = True
+
+    def spin_once(self, timeout_s: float = 0.05) -> None:
+        """Wait up to ``timeout_s`` for messages, dispatch them, fire due timers and stats."""
+        timeout_s = min(timeout_s, self._time_to_next_timer_s())
+        events = dict(self._poller.poll(max(0, int(timeout_s * 1000)))) if self._subscriptions else {}
+        if not self._subscriptions and timeout_s > 0:
+            time.sleep(timeout_s)
+        for sub in self._subscriptions:
+            if sub.socket in events:
+                sub.drain()
+        self._dispatch()
+        self._apply_clock_ticks()
+        self._fire_timers()
+        self._publish_stats()
+
+    def spin(self) -> None:
+        """Run until :meth:`shutdown` (SIGINT/SIGTERM when started by :func:`run_node`)."""
+        while not self._shutdown:
+            self.spin_once(0.1)
+
+    def _dispatch(self) -> None:
+        # Round-robin so one busy topic cannot starve the others.
+        progressed = True
+        while progressed and not self._shutdown:
+            progressed = False
+            for sub in self._subscriptions:
+                if sub.pending():
+                    msg = sub.take()
+                    if msg is not None:
+                        sub.callback(msg)
+                    progressed = True
+                    if sub.reliable and not sub.pending():
+                        sub.drain()
+
+    def _time_to_next_timer_s(self) -> float:
+        live = [t.next_ns for t in self._timers if not t.cancelled]
+        if not live or self._sim_clock is not None:
+            return 0.1 if not live else 0.02
+        return max(0.0, (min(live) - self.now_ns()) / 1e9)
+
+    def _fire_timers(self) -> None:
+        now = self.now_ns()
+        for timer in list(self._timers):
+            if timer.cancelled:
+                self._timers.remove(timer)
+                continue
+            if now >= timer.next_ns:
+                timer.next_ns += timer.period_ns
+                if timer.next_ns <= now:  # fell behind (or sim time jumped): skip, don't burst
+                    timer.next_ns = now + timer.period_ns
+                timer.callback()
+
+    # ------------------------------------------------------------------ sim time
+    def _on_clock(self, msg: Clock) -> None:
+        self._pending_ticks.append((msg, time.monotonic()))
+
+    def _apply_clock_ticks(self) -> None:
+        assert self._sim_clock is not None or not self._pending_ticks
+        while self._pending_ticks:
+            tick, arrived_s = self._pending_ticks[0]
+            if not self._barrier_passed(tick) and time.monotonic() - arrived_s < _CLOCK_BARRIER_TIMEOUT_S:
+                return
+            self._pending_ticks.pop(0)
+            if self._sim_clock is not None:
+                if tick.header.stamp_ns < self._sim_clock.now_ns():
+                    self.log.info("sim clock restarted at %d (bag looped or seeked)", tick.header.stamp_ns)
+                    for timer in self._timers:
+                        timer.next_ns = tick.header.stamp_ns + timer.period_ns
+                self._sim_clock.set(tick.header.stamp_ns)
+            self._fire_timers()
+
+    def _barrier_passed(self, tick: Clock) -> bool:
+        for sub in self._subscriptions:
+            target = tick.published_seq.get(sub.topic)
+            if target is not None and sub.last_seq < target:
+                sub.drain()
+                if sub.pending():
+                    self._dispatch()
+                if sub.last_seq < target:
+                    return False
+        return True
+
+    # ------------------------------------------------------------------ stats, registry
+    def stats(self) -> NodeStats:
+        topics = []
+        for direction, ends in (("pub", self._publishers), ("sub", self._subscriptions)):
+            for end in ends:
+                topics.append({"topic": end.topic, "direction": direction, "type": end.msg_type.SCHEMA,
+                               **end.stats.snapshot()})
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return NodeStats(node=self.name, pid=os.getpid(), state="running",
+                         uptime_s=round(time.monotonic() - self._started_s, 3),
+                         cpu_s=round(usage.ru_utime + usage.ru_stime, 3), topics=topics)
+
+    def _publish_stats(self) -> None:
+        now = time.monotonic()
+        if now < self._next_stats_s:
+            return
+        self._next_stats_s = now + self.params["stats_period_s"]
+        msg = self.stats()
+        msg.header.stamp_ns = host_now_ns()
+        self._stats_pub.publish(msg)
+
+    def _write_record(self) -> None:
+        graph.write_node_record(self.name, {
+            "name": self.name, "pid": os.getpid(), "started_ns": host_now_ns(),
+            "pub": [{"topic": p.topic, "type": p.msg_type.SCHEMA, "endpoint": p.endpoint} for p in self._publishers],
+            "sub": [{"topic": s.topic, "type": s.msg_type.SCHEMA, "endpoint": s.endpoint}
+                    for s in self._subscriptions],
+        }, self.run_dir)
+
+    # ------------------------------------------------------------------ teardown
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._shutdown = True
+        for fn in reversed(self._shutdown_hooks):
+            try:
+                fn()
+            except Exception:  # teardown must go on
+                self.log.exception("shutdown hook failed")
+        for sub in self._subscriptions:
+            sub.close()
+        for pub in self._publishers:
+            pub.close()
+        graph.remove_node_record(self.name, self.run_dir)
+        self._ctx.term()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- process entry point
+
+
+def _parse_assignments(items: Sequence[str], sep: str, what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, found, value = item.partition(sep)
+        if not found or not key:
+            raise ParameterError(f"{what} {item!r}: expected NAME{sep}VALUE")
+        out[key] = value
+    return out
+
+
+def node_arg_parser(default_name: str) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=f"mmstream run {default_name}", description=f"the {default_name} node")
+    ap.add_argument("--name", default=default_name, help="node name (default: %(default)s)")
+    ap.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                    help="set a parameter (YAML value); repeatable")
+    ap.add_argument("--params-file", action="append", default=[], help="YAML parameter file; repeatable")
+    ap.add_argument("--remap", "-r", action="append", default=[], metavar="FROM:=TO", help="rename a topic")
+    ap.add_argument("--run-dir", default=None, help="graph run directory (default: $MMSTREAM_RUN_DIR)")
+    ap.add_argument("--list-params", action="store_true", help="print the declared parameters and exit")
+    return ap
+
+
+def parse_node_args(default_name: str, declared: Sequence[Param],
+                    argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, Any], dict[str, str]]:
+    args = node_arg_parser(default_name).parse_args(argv)
+    given: dict[str, Any] = {}
+    for path in args.params_file:
+        given.update(load_params_file(path, args.name))
+    from mmstream.params import _parse_scalar
+
+    given.update({k: _parse_scalar(v) for k, v in _parse_assignments(args.param, "=", "--param").items()})
+    remap = _parse_assignments(args.remap, ":=", "--remap")
+    return args, given, remap
+
+
+def setup_logging(name: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s.%(msecs)03d %(levelname)s [%(name)s] %(message)s", datefmt="%H:%M:%S")
+
+
+def run_node(default_name: str, declared: Sequence[Param], setup: Callable[[Node], Any],
+             argv: Sequence[str] | None = None, *, loop: Callable[[Node], None] | None = None) -> int:
+    """Parse the command line, build the node, call ``setup(node)``, then spin (or ``loop(node)``).
+
+    Exit codes: 0 clean stop, 1 runtime failure, 2 bad parameters or arguments.
+    """
+    setup_logging(default_name)
+    try:
+        args, given, remap = parse_node_args(default_name, declared, argv)
+        if args.list_params:
+            for p in declared:
+                print(f"{p.name}: {p.value_type.__name__} = {p.default!r}  {p.doc}")
+            return 0
+        node = Node(args.name, params=given, declared=declared, remap=remap, run_dir=args.run_dir)
+    except ParameterError as exc:
+        logging.getLogger(default_name).error("%s", exc)
+        return 2
+    except MmstreamError as exc:
+        logging.getLogger(default_name).error("%s", exc)
+        return 1
+
+    def _stop(signum: int, _frame: object) -> None:
+        node.log.info("received %s, shutting down", signal.Signals(signum).name)
+        node.shutdown()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        setup(node)
+        if loop is not None:
+            loop(node)
+        else:
+            node.spin()
+        return 0
+    except ParameterError as exc:
+        node.log.error("%s", exc)
+        return 2
+    except MmstreamError as exc:
+        node.log.error("%s", exc)
+        return 1
+    finally:
+        node.close()

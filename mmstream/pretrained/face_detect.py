@@ -1,0 +1,173 @@
+"""Face boxes with OpenCV's Haar cascade (the copy fer ships, pinned and checked), fast enough for 30 fps.
+
+Two speed-ups, both measured by ``bench/face_detect.py``:
+
+* detection runs on a copy scaled so its longer side is ``detect_side_px`` (default 320), and
+  boxes are scaled back to source pixels;
+* :class:`FaceTracker` runs a full-frame detection only every ``redetect_every`` frames (or when
+  the face is lost); in between it searches a region around the last box, which costs a fraction
+  of a full scan.
+
+OpenCV only (no torch). Needs opencv below 5: the 5.0 wheels dropped ``CascadeClassifier``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mmstream.errors import ModelError
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face in source-image pixels (x1, y1) inclusive to (x2, y2) exclusive."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.x1, self.y1, self.x2, self.y2], np.float32)
+
+
+def to_gray(image: np.ndarray, encoding: str = "bgr8") -> np.ndarray:
+    """H×W×3 (bgr8/rgb8) or H×W(×1) mono8 -> H×W uint8 gray."""
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 1:
+        return image[..., 0]
+    code = cv2.COLOR_RGB2GRAY if encoding == "rgb8" else cv2.COLOR_BGR2GRAY
+    return cv2.cvtColor(image, code)
+
+
+class FaceDetector:
+    """Haar cascade face detection at reduced resolution; boxes come back in source pixels."""
+
+    def __init__(self, cascade_path: str | Path | None = None, *, detect_side_px: int = 320,
+                 scale_factor: float = 1.1, min_neighbors: int = 5, min_face_frac: float = 0.08) -> None:
+        if cascade_path is None:
+            from mmstream.pretrained.fetch import require_file
+
+            cascade_path = require_file("face_detector")
+        self.cascade_path = Path(cascade_path)
+        self.cascade = cv2.CascadeClassifier(str(self.cascade_path))
+        if self.cascade.empty():
+            raise ModelError(f"OpenCV could not load the Haar cascade {self.cascade_path} "
+                             f"(expected haarcascade_frontalface_default.xml; opencv {cv2.__version__})")
+        self.detect_side_px = detect_side_px
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_face_frac = min_face_frac  # smallest face side, as a fraction of the shorter image side
+
+    def detect(self, gray: np.ndarray, *, offset_xy: tuple[int, int] = (0, 0),
+               min_side_px: float | None = None) -> list[FaceBox]:
+        """Faces in ``gray`` (H×W uint8), largest first; ``offset_xy`` shifts boxes (for ROIs)."""
+        h, w = gray.shape[:2]
+        scale = min(1.0, self.detect_side_px / max(h, w))
+        small = gray if scale == 1.0 else cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                       interpolation=cv2.INTER_AREA)
+        if min_side_px is None:
+            min_side_px = self.min_face_frac * min(h, w)
+        min_small = max(20, int(min_side_px * scale))  # the cascade's window is 24 px; below 20 is noise
+        if min(small.shape[:2]) < min_small:
+            return []
+        found = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                                              minSize=(min_small, min_small))
+        ox, oy = offset_xy
+        boxes = [FaceBox(ox + x / scale, oy + y / scale, ox + (x + bw) / scale, oy + (y + bh) / scale)
+                 for (x, y, bw, bh) in (found if len(found) else [])]
+        return sorted(boxes, key=lambda b: -b.width * b.height)
+
+
+def main_face(boxes: list[FaceBox], width: int, height: int) -> FaceBox | None:
+    """The face to classify: the largest, discounted by distance from the image centre (up to half)."""
+    if not boxes:
+        return None
+    cx, cy, half_diag = width / 2, height / 2, 0.5 * float(np.hypot(width, height))
+
+    def score(b: FaceBox) -> float:
+        d = np.hypot((b.x1 + b.x2) / 2 - cx, (b.y1 + b.y2) / 2 - cy) / half_diag
+        return b.width * b.height * (1.0 - 0.5 * min(1.0, d))
+
+    return max(boxes, key=score)
+
+
+class FaceTracker:
+    """Detect every ``redetect_every`` frames; in between, search only around the last face.
+
+    ``update(gray)`` returns the faces for this frame (source pixels). A face lost in its region
+    triggers a full detection on the same frame, so tracking never hides a face a scan would find
+    for more than one frame... and a face that appears elsewhere is found at the next full scan.
+    """
+
+    def __init__(self, detector: FaceDetector, *, redetect_every: int = 10, roi_margin: float = 0.5) -> None:
+        self.detector = detector
+        self.redetect_every = max(1, redetect_every)
+        self.roi_margin = roi_margin
+        self._last: list[FaceBox] = []
+        self._since_scan = 0
+        self.full_scans = 0
+        self.roi_scans = 0
+
+    def reset(self) -> None:
+        self._last = []
+        self._since_scan = 0
+
+    def update(self, gray: np.ndarray) -> list[FaceBox]:
+        h, w = gray.shape[:2]
+        if self._last and self._since_scan < self.redetect_every:
+            self._since_scan += 1
+            tracked: list[FaceBox] = []
+            for b in self._last:
+                mx, my = b.width * self.roi_margin, b.height * self.roi_margin
+                x1, y1 = int(max(0, b.x1 - mx)), int(max(0, b.y1 - my))
+                x2, y2 = int(min(w, b.x2 + mx)), int(min(h, b.y2 + my))
+                self.roi_scans += 1
+                found = self.detector.detect(gray[y1:y2, x1:x2], offset_xy=(x1, y1),
+                                             min_side_px=0.6 * min(b.width, b.height))
+                if found:
+                    tracked.append(found[0])
+            if tracked:
+                self._last = tracked
+                return tracked
+        self._since_scan = 0
+        self.full_scans += 1
+        self._last = self.detector.detect(gray)
+        return self._last
+
+
+def crop_face(gray: np.ndarray, box: FaceBox, *, size: int = 64, margin: float = 0.1) -> np.ndarray:
+    """fer's crop: make the box square (grow the short side), add ``margin``×side on each side,
+    pad outside the image with the mean of the bottom rows, resize to size×size (uint8)."""
+    x, y, w, h = box.x1, box.y1, box.width, box.height
+    side = max(w, h)
+    x -= (side - w) / 2
+    y -= (side - h) / 2
+    m = margin * side
+    x1, y1, x2, y2 = (int(round(v)) for v in (x - m, y - m, x + side + m, y + side + m))
+    ih, iw = gray.shape[:2]
+    pad = max(0, -x1, -y1, x2 - iw, y2 - ih)
+    if pad:
+        fill = float(gray[max(0, ih - 2):].mean())
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
+        x1, y1, x2, y2 = x1 + pad, y1 + pad, x2 + pad, y2 + pad
+    crop = gray[y1:y2, x1:x2]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR)
+
+
+def normalize_face(face_u8: np.ndarray) -> np.ndarray:
+    """uint8 gray -> float32 in [-1, 1], as the fer model was trained."""
+    return face_u8.astype(np.float32) / 127.5 - 1.0

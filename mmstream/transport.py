@@ -1,0 +1,239 @@
+"""ZeroMQ transport: one publisher socket per topic, subscribers connect to it by name.
+
+Two qualities of service, chosen per publisher and subscription:
+
+* **sensor** (default): the publisher never blocks; each subscription keeps only the newest
+  ``keep_last`` messages. ZeroMQ drops per subscriber at the high-water mark and we count those
+  drops from gaps in ``seq``; overflow of the keep-last queue is counted too.
+* **reliable** (``reliable=True`` / ``keep_last=None``): ``XPUB_NODROP`` makes a full subscriber
+  queue push back on the publisher, which waits instead of dropping (bag replay as fast as
+  possible). The subscription reads from the socket only as fast as its callback consumes.
+
+Publishers are ``XPUB`` sockets so they see subscriptions arrive: ``wait_for_subscribers``
+replaces the usual sleep against the slow-joiner problem.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import zmq
+
+from mmstream import wire
+from mmstream.clock import host_now_ns
+from mmstream.errors import MmstreamError, WireError
+from mmstream.graph import bind_endpoint
+from mmstream.messages import Message
+
+M = TypeVar("M", bound=Message)
+
+SENSOR_HWM = 8          # messages queued per subscriber before ZeroMQ drops (sensor QoS)
+RELIABLE_HWM = 64       # messages queued per subscriber before a reliable publisher waits
+ZERO_COPY_MIN_BYTES = 65536
+_LATENCY_SAMPLES = 512
+
+
+class TopicStats:
+    """Counters for one topic end: count, bytes, drops, rejected, latency (receive − stamp)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        self.drops = 0
+        self.rejected = 0
+        self.latency_ns: collections.deque[int] = collections.deque(maxlen=_LATENCY_SAMPLES)
+        self._last_count = 0
+        self._last_bytes = 0
+        self._last_t = time.monotonic()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Rates since the previous snapshot, plus totals and latency percentiles."""
+        now = time.monotonic()
+        dt = max(now - self._last_t, 1e-9)
+        rate = (self.count - self._last_count) / dt
+        bw = (self.bytes - self._last_bytes) / dt
+        self._last_count, self._last_bytes, self._last_t = self.count, self.bytes, now
+        out: dict[str, Any] = {"count": self.count, "rate_hz": round(rate, 3), "bytes_per_s": round(bw, 1),
+                               "drops": self.drops, "rejected": self.rejected}
+        if self.latency_ns:
+            lat = np.asarray(self.latency_ns, dtype=np.float64) / 1e6
+            out["latency_p50_ms"] = round(float(np.percentile(lat, 50)), 3)
+            out["latency_p99_ms"] = round(float(np.percentile(lat, 99)), 3)
+        return out
+
+
+class Publisher(Generic[M]):
+    """Publishes messages of one type on one topic. Create it with ``Node.create_publisher``."""
+
+    def __init__(self, ctx: zmq.Context, topic: str, msg_type: type[M], *, endpoint: str,
+                 reliable: bool = False, hwm: int | None = None,
+                 max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES,
+                 clock: Callable[[], int], is_shutdown: Callable[[], bool] = lambda: False) -> None:
+        self.topic = topic
+        self.msg_type = msg_type
+        self.endpoint = endpoint
+        self.reliable = reliable
+        self.stats = TopicStats()
+        self._seq = 0
+        self._clock = clock
+        self._is_shutdown = is_shutdown
+        self._max_bytes = max_message_bytes
+        self._subscribers = 0
+        self._sock = ctx.socket(zmq.XPUB)
+        self._sock.setsockopt(zmq.SNDHWM, hwm or (RELIABLE_HWM if reliable else SENSOR_HWM))
+        self._sock.setsockopt(zmq.LINGER, 1000 if reliable else 0)
+        self._sock.setsockopt(zmq.XPUB_VERBOSER, 1)
+        if reliable:
+            self._sock.setsockopt(zmq.XPUB_NODROP, 1)
+        try:
+            self._sock.bind(bind_endpoint(endpoint))
+        except zmq.ZMQError as exc:
+            self._sock.close(0)
+            raise MmstreamError(f"cannot publish {topic!r}: bind {endpoint} failed ({exc}); "
+                                f"is another publisher of this topic running?") from None
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last message published (0 before the first)."""
+        return self._seq
+
+    @property
+    def subscription_count(self) -> int:
+        self._read_subscriptions(0)
+        return self._subscribers
+
+    def _read_subscriptions(self, timeout_ms: int) -> None:
+        while self._sock.poll(timeout_ms, zmq.POLLIN):
+            event = self._sock.recv()
+            if event[:1] == b"\x01":
+                self._subscribers += 1
+            elif event[:1] == b"\x00":
+                self._subscribers = max(0, self._subscribers - 1)
+            timeout_ms = 0
+
+    def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
+        """Block until ``count`` subscriptions are connected (handshake, not a sleep)."""
+        deadline = time.monotonic() + timeout_s
+        while self.subscription_count < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._is_shutdown():
+                return False
+            self._read_subscriptions(int(min(remaining, 0.05) * 1000))
+        return True
+
+    def publish(self, msg: M) -> bool:
+        """Send ``msg``; sets ``header.seq`` (and the stamp if it is 0). False if it was dropped."""
+        if not isinstance(msg, self.msg_type):
+            raise TypeError(f"publisher of {self.topic!r} sends {self.msg_type.__name__}, "
+                            f"got {type(msg).__name__}")
+        self._seq += 1
+        msg.header.seq = self._seq
+        if msg.header.stamp_ns == 0:
+            msg.header.stamp_ns = self._clock()
+        frames = wire.encode(self.topic, msg, max_message_bytes=self._max_bytes)
+        copy = msg.nbytes() < ZERO_COPY_MIN_BYTES
+        if self._sock.poll(0, zmq.POLLIN):
+            self._read_subscriptions(0)
+        if self.reliable:
+            while True:
+                try:
+                    self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=copy)
+                    break
+                except zmq.Again:  # a subscriber's queue is full: wait for it (backpressure)
+                    if self._is_shutdown():
+                        self.stats.drops += 1
+                        return False
+                    self._sock.poll(50, zmq.POLLOUT)
+        else:
+            self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=copy)
+        self.stats.count += 1
+        self.stats.bytes += sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
+        return True
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class Subscription(Generic[M]):
+    """Receives one topic; the owning node's executor drains it and calls ``callback(msg)``."""
+
+    def __init__(self, ctx: zmq.Context, topic: str, msg_type: type[M], callback: Callable[[M], None], *,
+                 endpoint: str, keep_last: int | None = 4,
+                 max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES,
+                 clock: Callable[[], int], on_reject: Callable[[str, str], None],
+                 log: logging.Logger) -> None:
+        if keep_last is not None and keep_last < 1:
+            raise ValueError(f"subscription {topic!r}: keep_last must be >= 1 or None (reliable), got {keep_last}")
+        self.topic = topic
+        self.msg_type = msg_type
+        self.callback = callback
+        self.endpoint = endpoint
+        self.keep_last = keep_last
+        self.stats = TopicStats()
+        self.last_seq = 0
+        self._clock = clock
+        self._on_reject = on_reject
+        self._log = log
+        self._max_bytes = max_message_bytes
+        self._queue: collections.deque[list[zmq.Frame]] = collections.deque(maxlen=keep_last)
+        self.socket = ctx.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.RCVHWM, RELIABLE_HWM if keep_last is None else max(keep_last, SENSOR_HWM))
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.RECONNECT_IVL, 50)
+        self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        self.socket.connect(endpoint)
+        self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    @property
+    def reliable(self) -> bool:
+        return self.keep_last is None
+
+    def drain(self, max_messages: int = 1_000_000) -> None:
+        """Move what the socket holds into the keep-last queue (reliable: at most what fits)."""
+        limit = min(max_messages, RELIABLE_HWM) if self.reliable else max_messages
+        for _ in range(limit):
+            if self.reliable and len(self._queue) >= RELIABLE_HWM:
+                return
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if self.keep_last is not None and len(self._queue) == self.keep_last:
+                self.stats.drops += 1  # the oldest is pushed out: keep-last overflow
+            self._queue.append(frames)
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def take(self) -> M | None:
+        """Decode the oldest queued message; None (counted, logged) if it is malformed."""
+        frames = self._queue.popleft()
+        try:
+            _, msg = wire.decode(frames, max_message_bytes=self._max_bytes)
+        except WireError as exc:
+            self.stats.rejected += 1
+            self._on_reject(exc.reason, f"{self.topic}: {exc.detail}")
+            return None
+        if not isinstance(msg, self.msg_type):
+            self.stats.rejected += 1
+            self._on_reject("wrong-type", f"{self.topic}: got {msg.SCHEMA}, expected {self.msg_type.SCHEMA}")
+            return None
+        seq = msg.header.seq
+        if self.last_seq and seq > self.last_seq + 1:
+            self.stats.drops += seq - self.last_seq - 1  # lost in transport (high-water mark)
+        elif self.last_seq and seq <= self.last_seq:
+            self._log.info("publisher of %s restarted (seq %d after %d)", self.topic, seq, self.last_seq)
+        self.last_seq = seq
+        self.stats.count += 1
+        self.stats.bytes += sum(len(f) for f in frames)
+        if msg.header.stamp_ns:
+            self.stats.latency_ns.append(host_now_ns() - msg.header.stamp_ns)
+        return msg
+
+    def close(self) -> None:
+        self.socket.close(0)

