@@ -95,7 +95,7 @@ def _substitute(value: Any, args: Mapping[str, str], where: str, base: Path) -> 
 
     full = _SUBST.fullmatch(value)
     out = _SUBST.sub(one, value)
-    if full and full.group(1) == "var":
+    if full and full.group(1) == "var" and out != "":
         # a whole-value substitution keeps YAML typing: "$(var fps)" with fps:=30 is the int 30
         try:
             return yaml.safe_load(out)

@@ -27,6 +27,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -60,6 +61,60 @@ class Timer:
         self.cancelled = True
 
 
+class _Receiver:
+    """One background thread per node that keeps subscription sockets drained into their queues.
+
+    ZeroMQ drops the *newest* message when a queue is full; draining continuously lets the
+    keep-last queue drop the *oldest* instead, which is what a live consumer wants.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self._subs: list[Subscription[Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, sub: Subscription[Any]) -> None:
+        with self.cond:
+            self._subs.append(sub)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mmstream-receiver", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self.cond:
+                subs = list(self._subs)
+            poller = zmq.Poller()
+            blocked = False
+            for sub in subs:
+                poller.register(sub.monitor, zmq.POLLIN)
+                if sub.wants_data():
+                    poller.register(sub.socket, zmq.POLLIN)
+                else:
+                    blocked = True
+            try:
+                events = dict(poller.poll(2 if blocked else 50))
+            except zmq.ZMQError:
+                return  # context terminated
+            for sub in subs:
+                if sub.monitor in events:
+                    sub.on_monitor_event()
+                sub.redial_if_stuck()
+            if not any(sub.socket in events for sub in subs):
+                continue
+            for sub in subs:
+                if sub.socket in events:
+                    sub.receive_available()
+            with self.cond:
+                self.cond.notify_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+
 class Node:
     """A named process-level participant in the graph."""
 
@@ -79,7 +134,7 @@ class Node:
         self._publishers: list[Publisher[Any]] = []
         self._subscriptions: list[Subscription[Any]] = []
         self._timers: list[Timer] = []
-        self._poller = zmq.Poller()
+        self._receiver = _Receiver()
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._rejected_kinds: dict[str, int] = {}
         self._shutdown = False
@@ -128,7 +183,7 @@ class Node:
             keep_last=keep_last, max_message_bytes=self.params["max_message_bytes"], clock=self.now_ns,
             on_reject=self.count_rejected, log=self.log)
         self._subscriptions.append(sub)
-        self._poller.register(sub.socket, zmq.POLLIN)
+        self._receiver.add(sub)
         if self._registered:
             self._write_record()
         return sub
@@ -170,12 +225,10 @@ class Node:
     def spin_once(self, timeout_s: float = 0.05) -> None:
         """Wait up to ``timeout_s`` for messages, dispatch them, fire due timers and stats."""
         timeout_s = min(timeout_s, self._time_to_next_timer_s())
-        events = dict(self._poller.poll(max(0, int(timeout_s * 1000)))) if self._subscriptions else {}
-        if not self._subscriptions and timeout_s > 0:
-            time.sleep(timeout_s)
-        for sub in self._subscriptions:
-            if sub.socket in events:
-                sub.drain()
+        if timeout_s > 0:
+            with self._receiver.cond:
+                if not any(sub.pending() for sub in self._subscriptions):
+                    self._receiver.cond.wait(timeout_s)
         self._dispatch()
         self._apply_clock_ticks()
         self._fire_timers()
@@ -185,6 +238,9 @@ class Node:
         """Run until :meth:`shutdown` (SIGINT/SIGTERM when started by :func:`run_node`)."""
         while not self._shutdown:
             self.spin_once(0.1)
+        self._shutdown = False  # deliver what already arrived, then stop
+        self._dispatch()
+        self._shutdown = True
 
     def _dispatch(self) -> None:
         # Round-robin so one busy topic cannot starve the others.
@@ -197,8 +253,6 @@ class Node:
                     if msg is not None:
                         sub.callback(msg)
                     progressed = True
-                    if sub.reliable and not sub.pending():
-                        sub.drain()
 
     def _time_to_next_timer_s(self) -> float:
         live = [t.next_ns for t in self._timers if not t.cancelled]
@@ -241,7 +295,6 @@ class Node:
         for sub in self._subscriptions:
             target = tick.published_seq.get(sub.topic)
             if target is not None and sub.last_seq < target:
-                sub.drain()
                 if sub.pending():
                     self._dispatch()
                 if sub.last_seq < target:
@@ -288,6 +341,7 @@ class Node:
                 fn()
             except Exception:  # teardown must go on
                 self.log.exception("shutdown hook failed")
+        self._receiver.stop()
         for sub in self._subscriptions:
             sub.close()
         for pub in self._publishers:

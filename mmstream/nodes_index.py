@@ -21,6 +21,7 @@ BUILTIN_NODES = {
     "test_pattern": "nodes.test_pattern",
     "foxglove_bridge": "nodes.foxglove_bridge",
     "annotator": "nodes.annotator",
+    "monitor": "nodes.monitor",
 }
 
 

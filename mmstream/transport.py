@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -25,14 +26,13 @@ import numpy as np
 import zmq
 
 from mmstream import wire
-from mmstream.clock import host_now_ns
 from mmstream.errors import MmstreamError, WireError
 from mmstream.graph import bind_endpoint
 from mmstream.messages import Message
 
 M = TypeVar("M", bound=Message)
 
-SENSOR_HWM = 8          # messages queued per subscriber before ZeroMQ drops (sensor QoS)
+SENSOR_HWM = 64         # ZeroMQ queue per subscriber (sensor QoS); the receiver thread keeps it empty
 RELIABLE_HWM = 64       # messages queued per subscriber before a reliable publisher waits
 ZERO_COPY_MIN_BYTES = 65536
 _LATENCY_SAMPLES = 512
@@ -86,7 +86,7 @@ class Publisher(Generic[M]):
         self._subscribers = 0
         self._sock = ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, hwm or (RELIABLE_HWM if reliable else SENSOR_HWM))
-        self._sock.setsockopt(zmq.LINGER, 1000 if reliable else 0)
+        self._sock.setsockopt(zmq.LINGER, 1000 if reliable else 200)  # flush what is queued at close
         self._sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         if reliable:
             self._sock.setsockopt(zmq.XPUB_NODROP, 1)
@@ -181,38 +181,71 @@ class Subscription(Generic[M]):
         self._log = log
         self._max_bytes = max_message_bytes
         self._queue: collections.deque[list[zmq.Frame]] = collections.deque(maxlen=keep_last)
+        self._lock = threading.Lock()
         self.socket = ctx.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, RELIABLE_HWM if keep_last is None else max(keep_last, SENSOR_HWM))
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.RECONNECT_IVL, 50)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
-        self.socket.connect(endpoint)
         self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        # Connection events let the receiver thread re-dial a publisher that was killed and
+        # restarted, in case ZeroMQ's own reconnect does not get through (stale ipc path).
+        self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._redial_at: float | None = None
+        self.socket.connect(endpoint)
 
     @property
     def reliable(self) -> bool:
         return self.keep_last is None
 
-    def drain(self, max_messages: int = 1_000_000) -> None:
-        """Move what the socket holds into the keep-last queue (reliable: at most what fits)."""
-        limit = min(max_messages, RELIABLE_HWM) if self.reliable else max_messages
-        for _ in range(limit):
+    def receive_available(self) -> None:
+        """Move what the socket holds into the queue. Called only by the node's receiver thread.
+
+        Sensor QoS reads everything so ZeroMQ's own queue never fills (it would drop the *newest*);
+        the keep-last deque then drops the oldest, and counts it. Reliable QoS stops reading when
+        its queue is full, so the socket's high-water mark pushes back on the publisher.
+        """
+        while True:
             if self.reliable and len(self._queue) >= RELIABLE_HWM:
                 return
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if self.keep_last is not None and len(self._queue) == self.keep_last:
-                self.stats.drops += 1  # the oldest is pushed out: keep-last overflow
-            self._queue.append(frames)
+            with self._lock:
+                if self.keep_last is not None and len(self._queue) == self.keep_last:
+                    self.stats.drops += 1  # the oldest is pushed out: keep-last overflow
+                self._queue.append(frames)
+
+    def on_monitor_event(self) -> None:
+        """Handle connection events (receiver thread only)."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                self._redial_at = time.monotonic() + 1.0
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._redial_at = None
+
+    def redial_if_stuck(self) -> None:
+        """Re-dial once a second while disconnected (receiver thread only)."""
+        if self._redial_at is not None and time.monotonic() >= self._redial_at:
+            self._log.info("re-dialing publisher of %s at %s", self.topic, self.endpoint)
+            self.socket.disconnect(self.endpoint)
+            self.socket.connect(self.endpoint)
+            self._redial_at = time.monotonic() + 1.0
+
+    def wants_data(self) -> bool:
+        return not self.reliable or len(self._queue) < RELIABLE_HWM
 
     def pending(self) -> int:
         return len(self._queue)
 
     def take(self) -> M | None:
         """Decode the oldest queued message; None (counted, logged) if it is malformed."""
-        frames = self._queue.popleft()
+        with self._lock:
+            frames = self._queue.popleft()
         try:
             _, msg = wire.decode(frames, max_message_bytes=self._max_bytes)
         except WireError as exc:
@@ -232,8 +265,10 @@ class Subscription(Generic[M]):
         self.stats.count += 1
         self.stats.bytes += sum(len(f) for f in frames)
         if msg.header.stamp_ns:
-            self.stats.latency_ns.append(host_now_ns() - msg.header.stamp_ns)
+            self.stats.latency_ns.append(self._clock() - msg.header.stamp_ns)  # node clock: bag time on replay
         return msg
 
     def close(self) -> None:
+        self.socket.disable_monitor()
+        self.monitor.close(0)
         self.socket.close(0)

@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"duration_s": round(duration_s, 3), "video": {"file": "sample.mp4", "fps": FPS, "frames": frames,
                                                          "width": WIDTH, "height": HEIGHT,
                                                          "source": "skimage.data.astronaut() (public domain, NASA)"},
-            "audio": {"file": "sample.wav", "sample_rate_hz": SAMPLE_RATE_HZ, "voice": "espeak-ng en-us", "tool": espeak},
+            "audio": {"file": "sample.wav", "sample_rate_hz": SAMPLE_RATE_HZ, "voice": "espeak-ng en-us",
+                      "tool": espeak},
             "text": {"file": "sample.srt", "sentences": [{"start_s": round(a, 3), "end_s": round(b, 3), "text": t}
                                                         for a, b, t in times]},
             "expected_top_label": "happy"}

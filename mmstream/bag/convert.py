@@ -155,12 +155,35 @@ def compressed_image_from_ros(ros: Any, seq: int, *, decode: bool = False) -> Im
     is_jpeg = "jpeg" in fmt or "jpg" in fmt
     if not is_jpeg and "png" not in fmt:
         raise ConvertError(f"unsupported CompressedImage format {fmt!r} (supported: jpeg, png)")
+    size = jpeg_size(data) if is_jpeg and not decode else None
+    if size is not None:  # JPEG passed on undecoded: its size from the header is enough
+        return ImageFrame(header=header, encoding="jpeg", height=size[0], width=size[1], data=data.copy())
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise ConvertError(f"CompressedImage ({fmt}) of {data.size} bytes does not decode")
     if is_jpeg and not decode:
         return ImageFrame(header=header, encoding="jpeg", height=img.shape[0], width=img.shape[1], data=data.copy())
     return ImageFrame(header=header, encoding="bgr8", height=img.shape[0], width=img.shape[1], data=img)
+
+
+def jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's start-of-frame marker, without decoding; None if not found."""
+    b = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    if b[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(b):
+        if b[i] != 0xFF:
+            return None
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = int.from_bytes(b[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(b[i + 5:i + 7], "big"), int.from_bytes(b[i + 7:i + 9], "big")
+        i += 2 + length
+    return None
 
 
 # --------------------------------------------------------------------------- audio, text, clock
@@ -192,7 +215,8 @@ def audio_from_ros(ros: Any, seq: int) -> AudioChunk:
 
 
 def text_to_ros(msg: TextUtterance) -> tuple[str, dict[str, Any]]:
-    return PKG + "TextUtterance", {"header": _header_to_ros(msg.header), "start_ns": msg.start_ns,
+    return PKG + "TextUtterance", {"header": _header_to_ros(msg.header), "seq": msg.header.seq & 0xFFFFFFFF,
+                                   "start_ns": msg.start_ns,
                                    "end_ns": msg.end_ns, "text": msg.text, "source": msg.source,
                                    "language": msg.language}
 
@@ -248,7 +272,7 @@ def window_from_ros(ros: Any, seq: int) -> Window:
         header=_header_from_ros(_get(ros, "header"), seq), start_ns=int(_get(ros, "start_ns")),
         end_ns=int(_get(ros, "end_ns")), sample_rate_hz=int(_get(ros, "sample_rate_hz")),
         frame_encoding=str(_get(ros, "frame_encoding")),
-        utterances=[text_from_ros(u, 0) for u in _get(ros, "utterances")],
+        utterances=[text_from_ros(u, int(_get(u, "seq"))) for u in _get(ros, "utterances")],
         presence=_pairs(modalities, [bool(x) for x in _list(_get(ros, "presence"))]),
         coverage=_pairs(modalities, [float(x) for x in _list(_get(ros, "coverage"))]),
         frames=frames.reshape(t, h, w, c).copy(),

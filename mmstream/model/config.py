@@ -19,13 +19,18 @@ TEXT_ENCODERS = ("gru", "transformer")
 
 @dataclass
 class VideoConfig:
-    """Face crops / frames: ``frames`` slots of size×size RGB, normalized (x/255 - mean) / std."""
+    """Face crops / frames: ``frames`` slots of size×size RGB, normalized (x/255 - mean) / std.
+
+    ``crop``: "center" (the centre square of each frame) or "face" (the main face found by the
+    Haar detector of mmstream.pretrained.face_detect; frames without a face are masked).
+    """
 
     frames: int = 4
     size: int = 64
     channels: tuple[int, ...] = (16, 32, 64, 64)
     mean: float = 0.5
     std: float = 0.25
+    crop: str = "center"
 
 
 @dataclass
@@ -75,6 +80,8 @@ class FusedModelConfig:
             raise ValueError(f"FusedModelConfig.fusion {self.fusion!r} not one of {FUSIONS}")
         if not self.heads or any(h not in HEADS for h in self.heads):
             raise ValueError(f"FusedModelConfig.heads {self.heads!r}: expected a non-empty subset of {HEADS}")
+        if self.video.crop not in ("center", "face"):
+            raise ValueError(f"VideoConfig.crop {self.video.crop!r} not one of ('center', 'face')")
         if self.text.encoder not in TEXT_ENCODERS:
             raise ValueError(f"TextConfig.encoder {self.text.encoder!r} not one of {TEXT_ENCODERS}")
         if self.embed_dim % self.attention_heads or self.text.embed_dim % self.text.attention_heads:
@@ -96,7 +103,7 @@ class FusedModelConfig:
         """What the numpy preprocessing needs (goes into model.json and the checkpoint)."""
         v, a, t = self.video, self.audio, self.text
         return {
-            "video": {"frames": v.frames, "size": v.size, "mean": v.mean, "std": v.std},
+            "video": {"frames": v.frames, "size": v.size, "mean": v.mean, "std": v.std, "crop": v.crop},
             "audio": {"sample_rate_hz": a.sample_rate_hz, "n_fft": a.n_fft, "hop_length": a.hop_length,
                       "n_mels": a.n_mels, "n_frames": a.n_frames, "f_min_hz": a.f_min_hz, "f_max_hz": a.f_max_hz},
             "text": {"max_tokens": t.max_tokens},

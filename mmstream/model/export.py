@@ -9,12 +9,15 @@ spec). Each ONNX file passes onnx.checker and ONNX Runtime-vs-torch parity on th
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import io
 import json
 import logging
 import platform
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +86,10 @@ def golden_inputs(cfg: FusedModelConfig, batch: int, seed: int = 0) -> dict[str,
 
 
 def golden_cases(cfg: FusedModelConfig) -> dict[str, dict[str, np.ndarray]]:
-    """batch 1 all present, batch 1 audio only, batch 8 with every presence pattern (incl. none)."""
-    audio_only = golden_inputs(cfg, 8, seed=2)
-    audio_only = {k: v[6:7] for k, v in audio_only.items()}  # row 6: pattern 1 -> ... see golden_inputs
-    return {"b1": golden_inputs(cfg, 1, seed=1), "b1_missing": audio_only, "b8": golden_inputs(cfg, 8, seed=3)}
+    """batch 1 all present, batch 1 video only, batch 8 with every presence pattern (incl. none)."""
+    one_modality = golden_inputs(cfg, 8, seed=2)
+    one_modality = {k: v[6:7] for k, v in one_modality.items()}  # row 6: pattern 1 = video only
+    return {"b1": golden_inputs(cfg, 1, seed=1), "b1_missing": one_modality, "b8": golden_inputs(cfg, 8, seed=3)}
 
 
 def torch_outputs(model: FusedModel, feed: dict[str, np.ndarray], half: bool = False) -> dict[str, np.ndarray]:
@@ -107,10 +110,22 @@ def export_onnx(model: FusedModel, path: str | Path, *, half: bool = False, opse
     args = tuple(torch.from_numpy(example[n]) for n in INPUT_NAMES)
     batch = torch.export.Dim("batch", min=1, max=1024)
     t0 = time.perf_counter()
-    torch.onnx.export(wrapper, args, str(path), input_names=list(INPUT_NAMES),
-                      output_names=list(model.output_names()), opset_version=opset, dynamo=True,
-                      dynamic_shapes={n: {0: batch} for n in INPUT_NAMES}, external_data=False,
-                      verbose=False)
+    noisy = [logging.getLogger(n) for n in ("onnx_ir", "onnxscript", "torch.onnx")]
+    levels = [lg.level for lg in noisy]
+    for lg in noisy:  # the exporter logs every optimization pass at INFO
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, args, str(path), input_names=list(INPUT_NAMES),
+                              output_names=list(model.output_names()), opset_version=opset, dynamo=True,
+                              dynamic_shapes={n: {0: batch} for n in INPUT_NAMES}, external_data=False,
+                              verbose=False)
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+        raise ModelError(f"ONNX export of {model.cfg.name} to {path} failed: {exc}") from exc
+    finally:
+        for lg, level in zip(noisy, levels):
+            lg.setLevel(level)
     log.info("exported %s in %.1f s", path, time.perf_counter() - t0)
     return path
 
@@ -209,3 +224,34 @@ def export_package(model: FusedModel, vocab: Vocab, out_dir: str | Path, *, fp16
     tmp.write_text(json.dumps(spec, indent=2) + "\n")
     tmp.replace(out / "model.json")
     return spec
+
+
+def export_from(out_dir: str | Path, *, variant: str = "fused_v1", checkpoint: str | Path | None = None,
+                vocab_path: str | Path | None = None, fp16: bool = True, opset: int = OPSET,
+                seed: int = 0, crop: str | None = None) -> dict[str, Any]:
+    """Export a trained checkpoint, or (without one) a freshly initialized ``variant`` with ``seed``.
+
+    ``crop`` ("center" or "face") overrides how the package's preprocessing crops frames.
+    """
+    from mmstream.model.checkpoint import load_checkpoint
+    from mmstream.model.registry import create_model
+
+    if checkpoint:
+        model, vocab, _ = load_checkpoint(checkpoint)
+        source = f"checkpoint {Path(checkpoint).resolve()}"
+    else:
+        torch.manual_seed(seed)
+        model = create_model(variant)
+        vocab = Vocab.load(vocab_path) if vocab_path else Vocab.default()
+        source = f"variant {variant}, untrained (seed {seed})"
+        if len(vocab) > model.cfg.text.vocab_size:
+            raise ModelError(f"vocabulary {vocab_path} has {len(vocab)} tokens; variant {variant} takes at most "
+                             f"{model.cfg.text.vocab_size}")
+    if crop is not None and crop != model.cfg.video.crop:
+        import dataclasses
+
+        try:
+            model.cfg = dataclasses.replace(model.cfg, video=dataclasses.replace(model.cfg.video, crop=crop))
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
+    return export_package(model.eval(), vocab, out_dir, fp16=fp16, opset=opset, source=source)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -12,21 +14,26 @@ def square_crop_box(height: int, width: int) -> tuple[int, int, int, int]:
     return x1, y1, x1 + side, y1 + side
 
 
+@lru_cache(maxsize=32)
+def _taps(n_in: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear source indices (i0, i1) and weight of i1 for each of ``size`` outputs (align_corners=False)."""
+    pos = np.clip((np.arange(size) + 0.5) * (n_in / size) - 0.5, 0.0, n_in - 1)
+    i0 = np.floor(pos).astype(np.intp)
+    return i0, np.minimum(i0 + 1, n_in - 1), (pos - i0).astype(np.float32)
+
+
 def resize_bilinear(img: np.ndarray, size: int) -> np.ndarray:
-    """H×W×C uint8/float -> size×size×C float32 (align_corners=False sampling, box-averaged 2×2 taps)."""
-    h, w = img.shape[:2]
-
-    def axis(n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = (np.arange(size) + 0.5) * (n_in / size) - 0.5
-        pos = np.clip(pos, 0.0, n_in - 1)
-        i0 = np.floor(pos).astype(np.intp)
-        i1 = np.minimum(i0 + 1, n_in - 1)
-        return i0, i1, (pos - i0).astype(np.float32)
-
-    y0, y1, wy = axis(h)
-    x0, x1, wx = axis(w)
-    rows = img[y0].astype(np.float32) * (1 - wy)[:, None, None] + img[y1].astype(np.float32) * wy[:, None, None]
-    return rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+    """H×W×C uint8/float -> size×size×C float32, bilinear (align_corners=False sampling)."""
+    y0, y1, wy = _taps(img.shape[0], size)
+    x0, x1, wx = _taps(img.shape[1], size)
+    wy, wx = wy[:, None, None], wx[None, :, None]
+    rows0, rows1 = img[y0], img[y1]  # size×W×C: only the rows we need
+    top = rows0[:, x0].astype(np.float32)
+    top += (rows0[:, x1] - top) * wx
+    bottom = rows1[:, x0].astype(np.float32)
+    bottom += (rows1[:, x1] - bottom) * wx
+    top += (bottom - top) * wy
+    return top
 
 
 def prepare_frame(frame: np.ndarray, size: int, mean: float, std: float, encoding: str = "bgr8",

@@ -24,12 +24,17 @@ from mmstream.errors import ModelError
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A face in source-image pixels (x1, y1) inclusive to (x2, y2) exclusive."""
+    """A face in source-image pixels (x1, y1) inclusive to (x2, y2) exclusive.
+
+    ``angle_deg``: the rotation (OpenCV convention, counter-clockwise) about the box centre that
+    makes the face upright; 0 for a face found without rotating the image.
+    """
 
     x1: float
     y1: float
     x2: float
     y2: float
+    angle_deg: float = 0.0
 
     @property
     def width(self) -> float:
@@ -57,7 +62,8 @@ class FaceDetector:
     """Haar cascade face detection at reduced resolution; boxes come back in source pixels."""
 
     def __init__(self, cascade_path: str | Path | None = None, *, detect_side_px: int = 320,
-                 scale_factor: float = 1.1, min_neighbors: int = 5, min_face_frac: float = 0.08) -> None:
+                 scale_factor: float = 1.1, min_neighbors: int = 5, min_face_frac: float = 0.08,
+                 tilt_angles_deg: tuple[float, ...] = (25.0, -25.0)) -> None:
         if cascade_path is None:
             from mmstream.pretrained.fetch import require_file
 
@@ -71,12 +77,19 @@ class FaceDetector:
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_face_frac = min_face_frac  # smallest face side, as a fraction of the shorter image side
+        # The cascade finds upright faces (about ±15° of roll); when it finds none, the scan is
+        # repeated on copies rotated by these angles, so tilted heads are found too.
+        self.tilt_angles_deg = tuple(tilt_angles_deg)
 
-    def detect(self, gray: np.ndarray, *, offset_xy: tuple[int, int] = (0, 0),
-               min_side_px: float | None = None) -> list[FaceBox]:
-        """Faces in ``gray`` (H×W uint8), largest first; ``offset_xy`` shifts boxes (for ROIs)."""
+    def detect(self, gray: np.ndarray, *, offset_xy: tuple[int, int] = (0, 0), min_side_px: float | None = None,
+               scale: float | None = None, angles_deg: tuple[float, ...] | None = None) -> list[FaceBox]:
+        """Faces in ``gray`` (H×W uint8), largest first; ``offset_xy`` shifts boxes (for ROIs).
+
+        ``scale`` (default: longer side -> ``detect_side_px``) is the resize applied before the scan.
+        ``angles_deg`` (default: 0, then ``tilt_angles_deg``) are tried in order until one finds a face.
+        """
         h, w = gray.shape[:2]
-        scale = min(1.0, self.detect_side_px / max(h, w))
+        scale = min(1.0, self.detect_side_px / max(h, w) if scale is None else scale)
         small = gray if scale == 1.0 else cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
                                                        interpolation=cv2.INTER_AREA)
         if min_side_px is None:
@@ -84,12 +97,33 @@ class FaceDetector:
         min_small = max(20, int(min_side_px * scale))  # the cascade's window is 24 px; below 20 is noise
         if min(small.shape[:2]) < min_small:
             return []
-        found = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(min_small, min_small))
+        if angles_deg is None:
+            angles_deg = (0.0, *self.tilt_angles_deg)
         ox, oy = offset_xy
-        boxes = [FaceBox(ox + x / scale, oy + y / scale, ox + (x + bw) / scale, oy + (y + bh) / scale)
-                 for (x, y, bw, bh) in (found if len(found) else [])]
-        return sorted(boxes, key=lambda b: -b.width * b.height)
+        sh, sw = small.shape[:2]
+        centre = (sw / 2.0, sh / 2.0)
+        for angle in angles_deg:
+            if angle:
+                rot = cv2.getRotationMatrix2D(centre, angle, 1.0)
+                view = cv2.warpAffine(small, rot, (sw, sh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                back = cv2.invertAffineTransform(rot)
+            else:
+                view, back = small, None
+            found = self.cascade.detectMultiScale(view, scaleFactor=self.scale_factor,
+                                                  minNeighbors=self.min_neighbors, minSize=(min_small, min_small))
+            if not len(found):
+                continue
+            boxes = []
+            for (x, y, bw, bh) in found:
+                cx, cy = x + bw / 2.0, y + bh / 2.0
+                if back is not None:  # the face centre in the unrotated image
+                    cx, cy = back @ np.array([cx, cy, 1.0])
+                half_w, half_h = bw / 2.0 / scale, bh / 2.0 / scale
+                cx, cy = ox + cx / scale, oy + cy / scale
+                boxes.append(FaceBox(float(cx - half_w), float(cy - half_h), float(cx + half_w), float(cy + half_h),
+                                     float(angle)))
+            return sorted(boxes, key=lambda b: -b.width * b.height)
+        return []
 
 
 def main_face(boxes: list[FaceBox], width: int, height: int) -> FaceBox | None:
@@ -105,26 +139,34 @@ def main_face(boxes: list[FaceBox], width: int, height: int) -> FaceBox | None:
     return max(boxes, key=score)
 
 
+ROI_FACE_PX = 64.0
+
+
 class FaceTracker:
     """Detect every ``redetect_every`` frames; in between, search only around the last face.
 
     ``update(gray)`` returns the faces for this frame (source pixels). A face lost in its region
-    triggers a full detection on the same frame, so tracking never hides a face a scan would find
-    for more than one frame... and a face that appears elsewhere is found at the next full scan.
+    triggers a full scan of the same frame; a face that appears elsewhere is found at the next
+    full scan. While no face is in view, a full scan (with its tilted retries) runs only every
+    ``empty_rescan_every`` frames, so an empty scene costs little.
     """
 
-    def __init__(self, detector: FaceDetector, *, redetect_every: int = 10, roi_margin: float = 0.5) -> None:
+    def __init__(self, detector: FaceDetector, *, redetect_every: int = 10, roi_margin: float = 0.5,
+                 empty_rescan_every: int = 3) -> None:
         self.detector = detector
         self.redetect_every = max(1, redetect_every)
+        self.empty_rescan_every = max(1, empty_rescan_every)
         self.roi_margin = roi_margin
         self._last: list[FaceBox] = []
         self._since_scan = 0
+        self._empty_skips = 0
         self.full_scans = 0
         self.roi_scans = 0
 
     def reset(self) -> None:
         self._last = []
         self._since_scan = 0
+        self._empty_skips = 0
 
     def update(self, gray: np.ndarray) -> list[FaceBox]:
         h, w = gray.shape[:2]
@@ -136,22 +178,35 @@ class FaceTracker:
                 x1, y1 = int(max(0, b.x1 - mx)), int(max(0, b.y1 - my))
                 x2, y2 = int(min(w, b.x2 + mx)), int(min(h, b.y2 + my))
                 self.roi_scans += 1
-                found = self.detector.detect(gray[y1:y2, x1:x2], offset_xy=(x1, y1),
-                                             min_side_px=0.6 * min(b.width, b.height))
+                side = min(b.width, b.height)
+                angles = (b.angle_deg, *(a for a in (0.0, *self.detector.tilt_angles_deg) if a != b.angle_deg))
+                # scan the region so the face is ~ROI_FACE_PX: a tracked face needs no more detail
+                found = self.detector.detect(gray[y1:y2, x1:x2], offset_xy=(x1, y1), min_side_px=0.6 * side,
+                                             scale=ROI_FACE_PX / side, angles_deg=angles)
                 if found:
                     tracked.append(found[0])
             if tracked:
                 self._last = tracked
                 return tracked
+        elif not self._last and 0 < self._empty_skips < self.empty_rescan_every:
+            self._empty_skips += 1
+            return []
         self._since_scan = 0
         self.full_scans += 1
         self._last = self.detector.detect(gray)
+        self._empty_skips = 0 if self._last else 1
         return self._last
 
 
 def crop_face(gray: np.ndarray, box: FaceBox, *, size: int = 64, margin: float = 0.1) -> np.ndarray:
     """fer's crop: make the box square (grow the short side), add ``margin``×side on each side,
-    pad outside the image with the mean of the bottom rows, resize to size×size (uint8)."""
+    pad outside the image with the mean of the bottom rows, resize to size×size (uint8).
+    A tilted face (``box.angle_deg``) is first rotated upright about its centre."""
+    if box.angle_deg:  # turn the face upright about its centre first
+        centre = ((box.x1 + box.x2) / 2.0, (box.y1 + box.y2) / 2.0)
+        rot = cv2.getRotationMatrix2D(centre, box.angle_deg, 1.0)
+        gray = cv2.warpAffine(gray, rot, (gray.shape[1], gray.shape[0]), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
     x, y, w, h = box.x1, box.y1, box.width, box.height
     side = max(w, h)
     x -= (side - w) / 2

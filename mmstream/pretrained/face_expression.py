@@ -50,8 +50,14 @@ class TfSameMaxPool(nn.Module):
         h, w = int(x.shape[-2]), int(x.shape[-1])
         top, bottom = tf_same_pads(h, self.kernel, self.stride)
         left, right = tf_same_pads(w, self.kernel, self.stride)
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+        if top == left and bottom == right and bottom - top in (0, 1):
+            # One plain MaxPool op (what every backend handles): symmetric padding p, and ceil_mode
+            # for the one extra cell after; a window past the edge only sees real cells, as with -inf.
+            ceil = bottom > top
+            out = F.max_pool2d(x, self.kernel, self.stride, padding=top, ceil_mode=ceil)
+            if out.shape[-2] == -(-h // self.stride) and out.shape[-1] == -(-w // self.stride):
+                return out
+        x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
         return F.max_pool2d(x, self.kernel, self.stride)
 
 

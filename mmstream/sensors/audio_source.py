@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,18 +53,33 @@ class AudioStamper:
     """Turns raw blocks into contiguously stamped chunks; re-anchors only on a detected gap."""
 
     def __init__(self, sample_rate_hz: int, *, settle_s: float = 0.2, gap_threshold_s: float = 0.1,
-                 log: logging.Logger | None = None) -> None:
+                 max_delivery_latency_s: float = 0.2, log: logging.Logger | None = None) -> None:
         self.rate = int(sample_rate_hz)
         self.settle_ns = int(settle_s * NS_PER_S)
         self.gap_threshold_ns = int(gap_threshold_s * NS_PER_S)
+        self.max_delivery_ns = int(max_delivery_latency_s * NS_PER_S)
         self._log = log or logging.getLogger("audio_stamper")
         self._held: list[RawBlock] = []
         self._anchor_ns: int | None = None
         self._samples_since_anchor = 0
-        self._pending_gap = 0
         self.gaps = 0
         self.gap_samples_total = 0
+        self.adc_rejected = 0
         self._warned_behind = False
+
+    def _plausible_adc(self, block: RawBlock) -> int:
+        """The block's ADC time if causality allows it, else 0.
+
+        A block's first sample is captured no later than its callback minus its duration, and
+        no earlier than that minus the stream's delivery latency.
+        """
+        if block.adc_host_ns <= 0:
+            return 0
+        latest = block.callback_host_ns - block.samples.shape[0] * NS_PER_S // self.rate
+        if latest - self.max_delivery_ns <= block.adc_host_ns <= latest + 2_000_000:
+            return block.adc_host_ns
+        self.adc_rejected += 1
+        return 0
 
     def _next_stamp_ns(self) -> int:
         assert self._anchor_ns is not None
@@ -90,12 +104,16 @@ class AudioStamper:
         adc_candidates, causal_bounds = [], []
         for b in held:
             n = b.samples.shape[0]
-            if b.adc_host_ns > 0:
-                adc_candidates.append(b.adc_host_ns - before * NS_PER_S // self.rate)
+            adc = self._plausible_adc(b)
+            if adc:
+                adc_candidates.append(adc - before * NS_PER_S // self.rate)
             causal_bounds.append(b.callback_host_ns - (before + n) * NS_PER_S // self.rate)
             before += n
         causal = min(causal_bounds)
         anchor = min(max(adc_candidates), causal) if adc_candidates else causal
+        self._log.info("audio stamps anchored from %d block(s): %s (%d implausible ADC time(s) ignored)", len(held),
+                       "PortAudio ADC time" if adc_candidates and anchor < causal else "arrival time (causal bound)",
+                       self.adc_rejected)
         self._anchor_ns = anchor
         self._samples_since_anchor = 0
         out = []
@@ -120,7 +138,8 @@ class AudioStamper:
 
     def _stamp(self, block: RawBlock) -> tuple[int, np.ndarray, int]:
         expected = self._next_stamp_ns()
-        ahead_ns = block.adc_host_ns - expected if block.adc_host_ns > 0 else 0
+        adc = self._plausible_adc(block)
+        ahead_ns = adc - expected if adc else 0
         if block.dropped_samples or block.overflow or ahead_ns > self.gap_threshold_ns:
             # samples were lost: the ADC estimate says how many, our own drop count is a floor
             est = max(ahead_ns, 0) * self.rate // NS_PER_S
@@ -140,8 +159,8 @@ class AudioStamper:
 
 
 def _resolve_device(device: str | int | None) -> int | str | None:
-    if device is None or device == "" or device == "default":
-        return None if device != "default" else "default"
+    if device is None or device == "":
+        return None
     if isinstance(device, int):
         return device
     text = str(device).strip()
@@ -181,13 +200,11 @@ class MicrophoneSource:
         self._clock = clock_ns
         self._log = log or logging.getLogger("microphone")
         self._queue: queue.Queue[RawBlock] = queue.Queue(maxsize=queue_blocks)
-        self._lock = threading.Lock()
         self.dropped_blocks = 0
         self.dropped_samples = 0
         self.overflows = 0
         self._pending_drop = 0
         self._pending_overflow = False
-        self._stamper = AudioStamper(self.rate, settle_s=settle_s, gap_threshold_s=gap_threshold_s, log=self._log)
         self._ready: list[tuple[int, np.ndarray, int]] = []
         dev = _resolve_device(device)
         try:
@@ -205,6 +222,10 @@ class MicrophoneSource:
         except sd.PortAudioError as exc:
             raise _no_input_device(device, f"{self.device_name!r} refused {self.rate} Hz × {self.channels} ch "
                                            f"{dtype}: {exc}") from None
+        # delivery can lag capture by the stream's input latency plus a block (and scheduling slack)
+        max_delivery_s = float(self._stream.latency) + block_s + 0.05
+        self._stamper = AudioStamper(self.rate, settle_s=settle_s, gap_threshold_s=gap_threshold_s,
+                                     max_delivery_latency_s=max_delivery_s, log=self._log)
         self.description = (f"microphone {self.device_index} {self.device_name!r} {self.rate} Hz "
                             f"{self.channels} ch, {self.block_frames}-sample blocks")
 
@@ -290,7 +311,14 @@ class AudioFileSource:
         self.start_stamp_ns = start_stamp_ns or clock_ns()
         self._origin_mono_ns = time.monotonic_ns()
         self._samples_done = 0
+        self._clock = clock_ns
         self.description = f"audio file {path} ({self.rate} Hz, {self.file_channels} ch)"
+
+    def restart_clock(self, start_stamp_ns: int = 0) -> None:
+        """Start timing now (call after waiting for subscribers)."""
+        if self._samples_done == 0:
+            self.start_stamp_ns = start_stamp_ns or self._clock()
+            self._origin_mono_ns = time.monotonic_ns()
 
     def read(self) -> AudioChunk | None:
         """The next chunk (paced if ``realtime``), or None at the end of the file."""
@@ -318,7 +346,3 @@ class AudioFileSource:
     def close(self) -> None:
         self._file.close()
 
-
-def is_audio_file(source: str) -> bool:
-    return bool(source) and source not in ("mic", "microphone", "device") and (
-        "/" in source or source.lower().endswith((".wav", ".flac", ".ogg")))

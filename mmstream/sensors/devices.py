@@ -87,7 +87,8 @@ def describe_input_devices() -> str:
     if problem:
         return problem
     if not devices:
-        return "there are no audio input devices (PortAudio found none; on Linux start PulseAudio or plug in a microphone)"
+        return ("there are no audio input devices (PortAudio found none; on Linux start PulseAudio "
+                "or plug in a microphone)")
     return "input devices: " + ", ".join(
         f"{d.index} {d.name!r} ({d.max_input_channels} ch{', default' if d.is_default_input else ''})"
         for d in devices)

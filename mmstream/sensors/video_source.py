@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,9 @@ class VideoSource:
     def close(self) -> None:
         pass
 
+    def restart_clock(self, start_stamp_ns: int = 0) -> None:
+        """Start timing now (files, pattern): call after waiting for subscribers so nothing bursts."""
+
     def __enter__(self) -> VideoSource:
         return self
 
@@ -162,6 +166,9 @@ class PatternSource(VideoSource):
         bar = np.repeat(colours, -(-2 * width // len(colours)), axis=0)[: 2 * width]
         self._bars = np.ascontiguousarray(np.broadcast_to(bar, (height, 2 * width, 3)))
 
+    def restart_clock(self, start_stamp_ns: int = 0) -> None:
+        self._next_mono_ns = time.monotonic_ns()
+
     def read(self) -> CapturedFrame | None:
         if self._max_frames and self._index >= self._max_frames:
             return None
@@ -212,6 +219,11 @@ class FileVideoSource(VideoSource):
         self._last_pos_ns = -1
         self._index = 0
         self._warned_pos = False
+
+    def restart_clock(self, start_stamp_ns: int = 0) -> None:
+        if self._index == 0:
+            self.start_stamp_ns = start_stamp_ns or self._clock()
+            self._pace_origin_mono_ns = time.monotonic_ns()
 
     def _frame_period_ns(self) -> int:
         return int(round(1e9 / self.file_fps)) if self.file_fps else 33_333_333
@@ -279,7 +291,10 @@ class LiveVideoSource(VideoSource):
         self._warned_size = False
         self._cap = self._open()
         if self._cap is None:
-            why = "no such device" if spec.kind == "device" else "the stream did not open"
+            if spec.kind == "device" and os.path.exists(f"/dev/video{spec.target}"):
+                why = f"/dev/video{spec.target} exists but did not open: busy, no permission, or not a capture device"
+            else:
+                why = "no such device" if spec.kind == "device" else "the stream did not open"
             if spec.kind == "url":
                 raise DeviceNotFoundError(
                     f"video stream {spec.text!r} could not be opened ({why}); check the URL, that the "
@@ -289,9 +304,15 @@ class LiveVideoSource(VideoSource):
 
     def _open(self) -> cv2.VideoCapture | None:
         if self.spec.kind == "device":
-            cap = cv2.VideoCapture(int(self.spec.target), cv2.CAP_V4L2)
-            if not cap.isOpened():
-                cap = cv2.VideoCapture(int(self.spec.target))
+            index = int(self.spec.target)
+            if sys.platform.startswith("linux"):
+                if not os.path.exists(f"/dev/video{index}"):
+                    return None  # nothing to open (and spare the user OpenCV's warnings)
+                cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
+                if not cap.isOpened():
+                    cap = cv2.VideoCapture(index)  # other backends
+            else:
+                cap = cv2.VideoCapture(index)
         else:
             cap = cv2.VideoCapture(str(self.spec.target))
         if not cap.isOpened():
@@ -362,7 +383,8 @@ class LiveVideoSource(VideoSource):
 def open_video_source(source: str | int, *, width: int = 0, height: int = 0, fps: float = 0.0,
                       loop: bool = False, realtime: bool = True, start_stamp_ns: int = 0,
                       clock_ns: Callable[[], int] = host_now_ns, should_stop: Callable[[], bool] = lambda: False,
-                      log: logging.Logger | None = None) -> VideoSource:
+                      log: logging.Logger | None = None, backoff_initial_s: float = 0.5,
+                      backoff_max_s: float = 8.0) -> VideoSource:
     """Open whatever ``source`` names (see :func:`parse_video_source`)."""
     spec = parse_video_source(source)
     if spec.kind == "pattern":
@@ -372,7 +394,7 @@ def open_video_source(source: str | int, *, width: int = 0, height: int = 0, fps
         return FileVideoSource(str(spec.target), width=width, height=height, loop=loop, realtime=realtime,
                                start_stamp_ns=start_stamp_ns, clock_ns=clock_ns, should_stop=should_stop, log=log)
     return LiveVideoSource(spec, width=width, height=height, fps=fps, clock_ns=clock_ns, should_stop=should_stop,
-                           log=log)
+                           log=log, backoff_initial_s=backoff_initial_s, backoff_max_s=backoff_max_s)
 
 
 # --------------------------------------------------------------------------- encoding

@@ -52,12 +52,18 @@ class SyncConfig:
     #: an audio chunk whose stamp is further than this from where sample counting puts it
     #: starts a new segment (gap or overlap) instead of continuing the count
     audio_resync_tolerance_ns: int = 40_000_000
+    #: H, W, C of the (all-masked) frames of a window that has none; None = 0×0×3, so that a
+    #: window never depends on frames outside it
+    empty_frame_shape: tuple[int, int, int] | None = None
     max_buffered_frames: int = 120
     max_buffered_utterances: int = 256
     #: 0 = derived: 2 × (window + hop + max_delay) + 1 s worth of samples
     max_buffered_audio_samples: int = 0
     #: emit windows that hold no data at all (else they are skipped and counted)
     emit_empty: bool = False
+    #: emit as soon as every live dense stream passed the window end; False = only at end + max_delay
+    #: (slower, but the windows then depend on nothing but what arrived within max_delay)
+    watermark_emission: bool = True
 
     def __post_init__(self) -> None:
         checks = [

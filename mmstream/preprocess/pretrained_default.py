@@ -1,0 +1,147 @@
+"""Preprocessing of the default pretrained model (kind ``pretrained_default``): numpy + OpenCV + ONNX Runtime.
+
+Per window:
+  video  up to ``face_slots`` evenly spaced frames with ``frame_mask`` set; in each, the Haar tracker
+         finds faces (at ``detect_side_px``, tracking between full scans); the main face (largest,
+         most central) is cropped as fer does and normalized to [-1, 1]. No face -> slot masked.
+  audio  Silero VAD over the window's audio gives per-32 ms speech probabilities; the window's
+         speech_prob is their 80th percentile; prosody cues come from the frames VAD calls speech.
+         No real audio -> audio_present 0; silence -> speech_prob ~0, which gates the audio expert off.
+  text   VADER scores of the utterances overlapping the window, joined. None -> text_present 0.
+
+The tracker keeps state across windows (the graph feeds windows in time order); a window that
+starts no later than the previous one (a replay restarting) or more than 1 s after its end
+resets it. With nothing in view, every 2nd frame slot gets a full scan (with tilted retries).
+The VAD restarts per window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmstream.errors import ModelError
+from mmstream.messages import Window
+from mmstream.preprocess import Preprocessor, WindowResult, register_preprocessor
+from mmstream.pretrained.face_detect import FaceDetector, FaceTracker, crop_face, main_face, normalize_face, to_gray
+from mmstream.pretrained.prosody import prosody_cues
+from mmstream.pretrained.text_sentiment import TextSentiment
+from mmstream.pretrained.vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad, resample_linear
+
+MODALITY_ORDER = ("video", "audio", "text")
+MAX_TRACK_GAP_NS = 1_000_000_000  # windows further apart than this start a fresh track
+
+
+@register_preprocessor("pretrained_default")
+class PretrainedDefaultPreprocessor(Preprocessor):
+    def __init__(self, spec: dict[str, Any], package_dir: Path) -> None:
+        super().__init__(spec, package_dir)
+        p = dict(spec.get("preprocessing", {}).get("params", {}))
+        self.face_slots = int(p.get("face_slots", 4))
+        self.face_size = int(p.get("face_size", 64))
+        self.face_margin = float(p.get("face_margin", 0.1))
+        self.speech_threshold = float(p.get("speech_threshold", 0.5))
+        self.labels = list(spec.get("labels", []))
+        self.event_labels = list(spec.get("event_labels", ["face_present", "speech_present"]))
+        if not self.labels:
+            raise ModelError(f"model spec {spec.get('name', '?')!r} in {package_dir}: no 'labels'")
+        self.tracker = FaceTracker(FaceDetector(detect_side_px=int(p.get("detect_side_px", 320))),
+                                   redetect_every=int(p.get("redetect_every", 10)),
+                                   empty_rescan_every=int(p.get("empty_rescan_every", 2)))
+        self.vad = SileroVad()
+        self.text = TextSentiment()
+        self._last_start_ns: int | None = None
+        self._last_end_ns = 0
+        self._boxes: list[tuple[np.ndarray, int, int]] = []  # per window of the last prepare()
+        self._last_feed: dict[str, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ video
+    def _slot_indices(self, w: Window) -> list[int]:
+        real = [i for i in range(w.frames.shape[0]) if bool(w.frame_mask[i])] if w.frames.ndim == 4 else []
+        if len(real) <= self.face_slots:
+            return real
+        pick = np.linspace(0, len(real) - 1, self.face_slots).round().astype(int)
+        return [real[i] for i in pick]
+
+    def _faces(self, w: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        faces = np.zeros((self.face_slots, 1, self.face_size, self.face_size), np.float32)
+        mask = np.zeros(self.face_slots, np.float32)
+        boxes = np.zeros((0, 4), np.float32)
+        height = width = 0
+        for slot, i in enumerate(self._slot_indices(w)):
+            frame = w.frames[i]
+            gray = to_gray(frame, w.frame_encoding)
+            height, width = gray.shape[:2]
+            found = self.tracker.update(gray)
+            box = main_face(found, width, height)
+            if box is None:
+                continue
+            faces[slot, 0] = normalize_face(crop_face(gray, box, size=self.face_size, margin=self.face_margin))
+            mask[slot] = 1.0
+            boxes = np.stack([b.as_array() for b in found]) if found else boxes  # boxes of the latest face frame
+        return faces, mask, boxes, width, height
+
+    # ------------------------------------------------------------------ audio
+    def _audio(self, w: Window) -> tuple[np.ndarray, float]:
+        if not w.presence.get("audio", True) or w.audio.size == 0 or not w.audio_mask.any():
+            return np.zeros(4, np.float32), 0.0
+        mono = w.audio.astype(np.float32).mean(axis=1)
+        mono = resample_linear(mono, int(w.sample_rate_hz))
+        real = resample_linear(w.audio_mask.astype(np.float32), int(w.sample_rate_hz)) > 0.5
+        probs = self.vad.probabilities(mono)
+        if probs.size == 0:
+            return np.zeros(4, np.float32), 1.0
+        speech_prob = float(np.percentile(probs, 80))
+        speech_mask = np.repeat(probs > self.speech_threshold, FRAME_SAMPLES)[:mono.size] & real[:mono.size]
+        cues = prosody_cues(mono, SAMPLE_RATE_HZ, speech_mask if speech_mask.any() else None)
+        return np.array([speech_prob, cues.arousal, cues.loudness, cues.pitch_var], np.float32), 1.0
+
+    # ------------------------------------------------------------------ text
+    def _text(self, w: Window) -> tuple[np.ndarray, float]:
+        text = " ".join(u.text.strip() for u in w.utterances if u.text.strip())
+        if not text or not w.presence.get("text", True):
+            return np.array([0.0, 1.0, 0.0, 0.0], np.float32), 0.0
+        return self.text.scores(text), 1.0
+
+    def prepare(self, windows: list[Window]) -> dict[str, np.ndarray]:
+        b = len(windows)
+        feed = {"faces": np.zeros((b, self.face_slots, 1, self.face_size, self.face_size), np.float32),
+                "face_mask": np.zeros((b, self.face_slots), np.float32),
+                "audio_cues": np.zeros((b, 4), np.float32), "audio_present": np.zeros(b, np.float32),
+                "text_scores": np.zeros((b, 4), np.float32), "text_present": np.zeros(b, np.float32)}
+        self._boxes = []
+        for k, w in enumerate(windows):
+            if self._last_start_ns is not None and (w.start_ns <= self._last_start_ns
+                                                     or w.start_ns - self._last_end_ns > MAX_TRACK_GAP_NS):
+                self.tracker.reset()  # a replay restarted, or a gap: what was tracked is stale
+            self._last_start_ns, self._last_end_ns = w.start_ns, w.end_ns
+            if w.presence.get("video", True):
+                feed["faces"][k], feed["face_mask"][k], boxes, width, height = self._faces(w)
+            else:
+                boxes, width, height = np.zeros((0, 4), np.float32), 0, 0
+            self._boxes.append((boxes, width, height))
+            feed["audio_cues"][k], feed["audio_present"][k] = self._audio(w)
+            feed["text_scores"][k], feed["text_present"][k] = self._text(w)
+        self._last_feed = feed
+        return feed
+
+    def postprocess(self, outputs: dict[str, np.ndarray], windows: list[Window]) -> list[WindowResult]:
+        results = []
+        feed = self._last_feed
+        for k, _w in enumerate(windows):
+            probs = outputs["emotion_probs"][k]
+            contribution = outputs["contribution"][k]
+            events = outputs["events"][k]
+            boxes, width, height = self._boxes[k] if k < len(self._boxes) else (np.zeros((0, 4), np.float32), 0, 0)
+            presence = {"video": bool(events[0] > 0.5),
+                        "audio": bool(feed is not None and feed["audio_present"][k] > 0.5),
+                        "text": bool(feed is not None and feed["text_present"][k] > 0.5)}
+            results.append(WindowResult(
+                labels=list(self.labels), probs=[float(x) for x in probs], presence=presence,
+                contribution={m: float(c) for m, c in zip(MODALITY_ORDER, contribution)},
+                event_labels=list(self.event_labels), event_scores=[float(x) for x in events],
+                boxes=boxes.astype(np.float32), box_scores=np.ones(len(boxes), np.float32),
+                box_labels=["face"] * len(boxes), image_width=width, image_height=height))
+        return results

@@ -1,0 +1,1 @@
+"""Live views of a running graph: the Foxglove bridge, the terminal monitor, annotated frames."""
