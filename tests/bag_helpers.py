@@ -91,7 +91,7 @@ def rosbags_typestore() -> Any:
 
 
 def write_robot_bag(path: Path, *, seconds: float = 2.0, fps: float = 15.0, sample_rate_hz: int = 16000,
-                    width: int = 64, height: int = 48) -> dict[str, int]:
+                    width: int = 64, height: int = 48, storage: str = "mcap") -> dict[str, int]:
     """A rosbag2 directory (metadata.yaml + .mcap) written by rosbags, as a robot would record it:
     /camera/image_raw (sensor_msgs/Image rgb8), /camera/image_raw/compressed (CompressedImage),
     /audio/audio (audio_common_msgs/AudioDataStamped, S16LE 16 kHz), /speech/text (std_msgs/String)."""
@@ -111,7 +111,8 @@ def write_robot_bag(path: Path, *, seconds: float = 2.0, fps: float = 15.0, samp
         return HeaderT(stamp=Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9), frame_id="robot")
 
     counts = {"image": 0, "compressed": 0, "audio": 0, "text": 0}
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with Writer(path, version=9, storage_plugin=plugin) as w:
         c_img = w.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=ts)
         c_cmp = w.add_connection("/camera/image_raw/compressed", "sensor_msgs/msg/CompressedImage", typestore=ts)
         c_aud = w.add_connection("/audio/audio", "audio_common_msgs/msg/AudioDataStamped", typestore=ts)

@@ -64,7 +64,7 @@ def test_not_an_mcap_file(tmp_path: Path) -> None:
         BagReader(p)
     q = tmp_path / "old.db3"
     q.write_bytes(b"SQLite format 3\x00" + bytes(100))
-    with pytest.raises(BagError, match="sqlite3.*convert"):
+    with pytest.raises(BagError, match="sqlite3.*bag directory"):
         BagReader(q)
 
 
@@ -80,9 +80,9 @@ def test_missing_paths(tmp_path: Path) -> None:
                                      "  relative_file_paths: [gone_0.mcap]\n")
     with pytest.raises(BagError, match="gone_0.mcap"):
         BagReader(d)
-    (d / "metadata.yaml").write_text("rosbag2_bagfile_information:\n  storage_identifier: sqlite3\n"
-                                     "  relative_file_paths: [x.db3]\n")
-    with pytest.raises(BagError, match="sqlite3"):
+    (d / "metadata.yaml").write_text("rosbag2_bagfile_information:\n  storage_identifier: rosbag_v1\n"
+                                     "  relative_file_paths: [x.bag]\n")
+    with pytest.raises(BagError, match="rosbag_v1.*not supported"):
         BagReader(d)
 
 

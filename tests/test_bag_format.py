@@ -85,9 +85,11 @@ def test_rosbags_reads_what_we_write(tmp_path: Path, compression: str) -> None:
         assert_same(msgs[topic], back)
 
 
-def test_rosbags_bag_directory_plays_with_topic_map(tmp_path: Path) -> None:
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_rosbags_bag_directory_plays_with_topic_map(tmp_path: Path, storage: str) -> None:
     bag = tmp_path / "robot_bag"
-    counts = write_robot_bag(bag)
+    counts = write_robot_bag(bag, storage=storage)
+    assert any(bag.glob("*.db3" if storage == "sqlite3" else "*.mcap"))
     assert (bag / "metadata.yaml").is_file()
     reader = BagReader(bag, topic_map=["/camera/image_raw=camera", "/audio/audio=microphone", "/speech/text=text"])
     got = list(reader.messages())
@@ -111,6 +113,9 @@ def test_rosbags_bag_directory_plays_with_topic_map(tmp_path: Path) -> None:
     assert isinstance(text, TextUtterance) and text.text == "hello robot 0" and text.start_ns == T0 + int(0.5e9)
     times = [g.log_time_ns for g in got]
     assert times == sorted(times)
+    info = bag_info(bag)
+    assert {t["topic"]: t["count"] for t in info["topics"]}["/camera/image_raw"] == counts["image"]
+    assert info["duration_s"] == pytest.approx(2.0, abs=0.1)
 
 
 @pytest.mark.parametrize("encoding,channels,dtype,expect", [

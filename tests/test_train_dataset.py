@@ -42,7 +42,8 @@ def make_bag(path: Path) -> None:
             msgs.append((t, "/microphone/audio", AudioChunk(header=Header(stamp_ns=t), sample_rate_hz=16000,
                                                             samples=np.full((1600, 1), 0.1, np.float32))))
         for a, b, text in UTTERANCES:
-            msgs.append((a, "/text/utterance", TextUtterance(header=Header(stamp_ns=a), start_ns=a, end_ns=b, text=text)))
+            utt = TextUtterance(header=Header(stamp_ns=a), start_ns=a, end_ns=b, text=text)
+            msgs.append((a, "/text/utterance", utt))
         for t, topic, m in sorted(msgs, key=lambda x: (x[0], x[1])):
             w.write(topic, m, log_time_ns=t)
 

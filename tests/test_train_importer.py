@@ -1,4 +1,4 @@
-"""Importer: clips in the RAVDESS and CREMA-D naming schemes (made here with ffmpeg + espeak-ng) -> bags + labels -> dataset."""
+"""Importer: RAVDESS / CREMA-D named clips (made here with ffmpeg + espeak-ng) -> bags + labels -> dataset."""
 
 from __future__ import annotations
 

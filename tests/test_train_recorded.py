@@ -7,7 +7,6 @@ those of the original bag.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 

@@ -46,6 +46,8 @@ def bag_info(path: str | Path, *, exact_rates: bool = True) -> dict[str, Any]:
     complete files are summarized from their summary section alone (rates over the whole bag).
     """
     reader = BagReader(path)
+    if reader._sqlite is not None:  # noqa: SLF001
+        return _sqlite_info(path, reader)
     topics: dict[str, TopicInfo] = {}
     metadata: dict[str, dict[str, str]] = {}
     start_ns: int | None = None
@@ -95,6 +97,23 @@ def bag_info(path: str | Path, *, exact_rates: bool = True) -> dict[str, Any]:
         ],
         "metadata": metadata,
         "problems": reader.problems,
+    }
+
+
+def _sqlite_info(path: str | Path, reader: BagReader) -> dict[str, Any]:
+    bag = reader._sqlite  # noqa: SLF001
+    assert bag is not None
+    duration_s = (bag.end_ns - bag.start_ns) / 1e9
+    counts, types = bag.topic_counts(), bag.topic_types()
+    return {
+        "path": str(path), "files": [str(f) for f in reader.files],
+        "size_bytes": sum(f.stat().st_size for f in reader.files), "complete": True,
+        "start_ns": bag.start_ns, "end_ns": bag.end_ns, "duration_s": round(duration_s, 6),
+        "message_count": sum(counts.values()),
+        "topics": [{"topic": t, "type": types[t], "count": n,
+                    "rate_hz": round((n - 1) / duration_s, 3) if n > 1 and duration_s > 0 else 0.0,
+                    "supported": convert.is_supported(types[t])} for t, n in sorted(counts.items())],
+        "metadata": {}, "problems": reader.problems,
     }
 
 

@@ -1,7 +1,8 @@
 """Read ROS 2 MCAP bags — ours and other people's — as mmstream messages in log-time order.
 
 Accepts a bare ``.mcap`` file, a series written split (``rec_0.mcap``, ``rec_1.mcap``... given
-as ``rec.mcap``), a directory of ``.mcap`` files, or a rosbag2 directory with ``metadata.yaml``.
+as ``rec.mcap``), a directory of ``.mcap`` files, or a rosbag2 directory with ``metadata.yaml``
+(MCAP, or sqlite3 through ``rosbags`` when it is installed: :mod:`mmstream.bag.sqlite`).
 Topics are mapped to our modalities by configuration (``/camera/image_raw`` -> ``camera`` ->
 ``/camera/image``); Image and CompressedImage are decoded; types we cannot convert are skipped
 with a warning naming file and topic.
@@ -128,9 +129,8 @@ def _files_from_metadata(meta: Path) -> list[Path]:
         rel = info.get("relative_file_paths") or []
     except Exception as exc:
         raise BagError(f"bag metadata {meta} is not a rosbag2 metadata.yaml ({type(exc).__name__}: {exc})") from None
-    if storage and storage != "mcap":
-        raise BagError(f"bag {meta.parent}: storage {storage!r} is not supported (expected mcap; convert with "
-                       f"'ros2 bag convert' or record with '-s mcap')")
+    if storage and storage not in ("mcap", "sqlite3"):
+        raise BagError(f"bag {meta.parent}: storage {storage!r} is not supported (expected mcap or sqlite3)")
     files = [meta.parent / r for r in rel] or sorted(meta.parent.glob("*.mcap"), key=_natural_key)
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -169,6 +169,12 @@ class BagReader:
         self.options = options
         self.problems: list[str] = []
         self._reported: set[str] = set()
+        self._sqlite = None
+        if self.path.is_dir() and self.files and all(f.suffix == ".db3" for f in self.files):
+            from mmstream.bag.sqlite import SqliteBag
+
+            self._sqlite = SqliteBag(self.files[0].parent, self._problem)
+            return
         for f in self.files:
             _check_magic(f)
 
@@ -272,6 +278,11 @@ class BagReader:
         def want(topic: str) -> bool:
             return wanted is None or topic in wanted or self.out_topic(topic) in wanted
 
+        if self._sqlite is not None:
+            for topic, ros_type, t, msg in self._sqlite.messages(want, self.options, start_ns, end_ns):
+                yield BagMessage(topic, self.out_topic(topic), t, 0, ros_type, msg)
+            return
+
         decoders: dict[tuple[Path, int], Any] = {}  # per (file, channel): ids restart in every file
         skip: set[tuple[Path, int]] = set()
         for raw in self.raw_records(want=want):
@@ -332,6 +343,8 @@ class BagReader:
         """bag topic -> ROS type, from the summary sections (or a scan of files that have none)."""
         from mcap.reader import make_reader
 
+        if self._sqlite is not None:
+            return self._sqlite.topic_types()
         out: dict[str, str] = {}
         for f in self.files:
             summary = None
@@ -352,6 +365,8 @@ class BagReader:
     def metadata(self) -> dict[str, dict[str, str]]:
         """Metadata records of all files (later files win on equal names)."""
         out: dict[str, dict[str, str]] = {}
+        if self._sqlite is not None:
+            return out
         for f in self.files:
             out.update(_read_metadata(f))
         return out
@@ -365,8 +380,8 @@ def _check_magic(path: Path) -> None:
         raise BagError(f"bag {path} cannot be opened: {exc}") from None
     if head[:8] != b"\x89MCAP0\r\n":
         if head.startswith(b"SQLite format"):
-            raise BagError(f"bag {path} is a rosbag2 sqlite3 file; convert it to MCAP "
-                           f"('ros2 bag convert' or 'rosbags-convert') first")
+            raise BagError(f"bag {path} is a rosbag2 sqlite3 file: pass its bag directory (with metadata.yaml) "
+                           f"to read it through rosbags, or convert it to MCAP ('ros2 bag convert')")
         raise BagError(f"bag {path} is not an MCAP file (first bytes {head[:8]!r}, expected the MCAP magic)")
 
 

@@ -182,7 +182,10 @@ class AudioTimeline:
         res = PushResult(known_gap=max(gap_samples, 0))
         n = int(samples.shape[0])
         period = self._period_ns()
-        last_seq, self._last_seq = self._last_seq, seq if self._last_seq is None else max(seq, self._last_seq)
+        # seq 0 = the sender does not number its chunks: place this one by contiguity/stamp only
+        last_seq = self._last_seq
+        if seq:
+            self._last_seq = seq if last_seq is None else max(seq, last_seq)
         if not self._segs:
             clock = SampleClock(0, stamp_ns, 0.0, period)
             self._insert(Segment(0, clock, samples, source_stamp_ns, seq, max(gap_samples, 0)))
@@ -193,9 +196,8 @@ class AudioTimeline:
             return res
         head = self._segs[-1]
         head_n = head.end
-        unsequenced = seq == 0 and last_seq == 0
-        in_order = unsequenced or last_seq is None or seq == last_seq + 1
-        skipped = not unsequenced and last_seq is not None and seq > last_seq + 1
+        in_order = seq == 0 or last_seq is None or seq == last_seq + 1
+        skipped = seq != 0 and last_seq is not None and seq > last_seq + 1
         contiguous = False
         if in_order or skipped:
             n_exp = head_n + max(gap_samples, 0)

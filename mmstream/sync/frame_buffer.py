@@ -43,13 +43,14 @@ class FrameBuffer:
             evicted += 1
         return True, evicted
 
-    def nearest(self, slot_ns: int, tolerance_ns: int) -> HeldFrame | None:
-        """The frame closest to ``slot_ns`` within the tolerance; on a tie the earlier one."""
+    def nearest(self, slot_ns: int, tolerance_ns: int, lo_ns: int, hi_ns: int) -> HeldFrame | None:
+        """The frame closest to ``slot_ns`` within the tolerance and inside [lo_ns, hi_ns);
+        on a tie the earlier one."""
         i = bisect.bisect_left(self._times, slot_ns)
         best: HeldFrame | None = None
         best_d = tolerance_ns + 1
         for j in (i - 1, i):  # earlier candidate first: wins ties
-            if 0 <= j < len(self._times):
+            if 0 <= j < len(self._times) and lo_ns <= self._times[j] < hi_ns:
                 d = abs(self._times[j] - slot_ns)
                 if d < best_d:
                     best, best_d = self._frames[j], d

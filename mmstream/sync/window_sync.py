@@ -207,13 +207,13 @@ class WindowSynchronizer:
 
     def _video_floor_ns(self, k: int) -> int:
         """Frames stamped before this cannot fill any slot of window k or later."""
-        return self.config.slot_times_ns(k)[0] - self.config.slot_tolerance_ns
+        return max(self.config.window_bounds(k)[0], self.config.slot_times_ns(k)[0] - self.config.slot_tolerance_ns)
 
     def _earliest_data_ns(self, dense_only: bool) -> int | None:
         times = []
         t = self._frames.earliest_ns()
         if t is not None:
-            times.append(t - self.config.slot_tolerance_ns)
+            times.append(t)
         t = self._audio.earliest_data_ns()
         if t is not None:
             times.append(t)
@@ -265,7 +265,8 @@ class WindowSynchronizer:
     def _needed_ns(self, stream: str, k: int) -> int:
         _, end = self.config.window_bounds(k)
         if stream == "video":
-            return max(end, self.config.slot_times_ns(k)[-1] + self.config.slot_tolerance_ns)
+            # frames count only inside [start, end) and within the tolerance of a slot
+            return min(end - 1, self.config.slot_times_ns(k)[-1] + self.config.slot_tolerance_ns)
         return end
 
     def _advance(self, k_next: int) -> None:
@@ -281,7 +282,7 @@ class WindowSynchronizer:
         c = self.config
         start, end = c.window_bounds(k)
         slots = c.slot_times_ns(k)
-        picks = [self._frames.nearest(s, c.slot_tolerance_ns) for s in slots]
+        picks = [self._frames.nearest(s, c.slot_tolerance_ns, start, end) for s in slots]
         frames, frame_mask, frame_stamps, encoding = self._stack_frames(picks)
         cut = self._audio.cut(start, end)
         held_utts = self._text.select(start, end)

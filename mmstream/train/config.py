@@ -122,7 +122,8 @@ class TrainConfig:
     def validate(self) -> None:
         bad = [m for m in self.model.modalities if m not in MODALITIES]
         if bad or not self.model.modalities:
-            raise TrainConfigError(f"model.modalities {self.model.modalities}: expected a non-empty subset of {MODALITIES}")
+            raise TrainConfigError(f"model.modalities {self.model.modalities}: expected a non-empty subset "
+                                   f"of {MODALITIES}")
         if self.data.split_by not in ("speaker", "session"):
             raise TrainConfigError(f"data.split_by {self.data.split_by!r}: expected 'speaker' or 'session'")
         if self.train.optimizer not in ("adamw", "adam"):

@@ -86,7 +86,8 @@ def write_model_report(result: dict[str, Any], out_dir: str | Path, title: str =
     det = result.get("detection")
     if det:
         M.plot_roc(det, out / "roc.png")
-        lines += ["## Detection head", "", "| event | AUC | accuracy@0.5 | ECE | positives / n |", "|---|---|---|---|---|"]
+        lines += ["## Detection head", "", "| event | AUC | accuracy@0.5 | ECE | positives / n |",
+                  "|---|---|---|---|---|"]
         for lab, ev in det["events"].items():
             auc = "n/a (one class)" if ev["auc"] is None else f"{ev['auc']:.4f}"
             lines.append(f"| {lab} | {auc} | {ev['accuracy']:.3f} | {ev['ece']:.3f} | {ev['positives']} / {ev['n']} |")
@@ -192,8 +193,8 @@ def compare(cfg: TrainConfig, out_dir: str | Path | None = None, *, progress: bo
     doc = {"dataset": str(ds.path), "n_windows": len(ds), "split_by": cfg.data.split_by,
            "split_sizes": {k: int(len(v)) for k, v in splits.items()}, "test_windows": int(len(test_idx)),
            "labels": ds.emotion_labels, "dataset_stats": ds.meta.get("stats", {}), "sync": ds.meta.get("sync"),
-           "rows": [{**r, "cells": {k: {kk: vv for kk, vv in c.items() if kk != "result"} for k, c in r["cells"].items()}}
-                    for r in rows],
+           "rows": [{**r, "cells": {k: {kk: vv for kk, vv in c.items() if kk != "result"}
+                                    for k, c in r["cells"].items()}} for r in rows],
            "findings": summary, "export": export_info, "elapsed_s": time.perf_counter() - t0}
     (out / "comparison.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     _plot_comparison(rows, out / "comparison.png")
@@ -338,7 +339,8 @@ def _write_compare_report(path: Path, doc: dict[str, Any], rows: list[dict[str, 
     if "best_fused" in f:
         lines.append(f"- Best fused model ({f['best_fused']['title']}, all three present): accuracy "
                      f"**{f['best_fused']['accuracy']:.3f}**, macro-F1 **{f['best_fused']['macro_f1']:.3f}**.")
-        lines.append(f"- Best single modality ({f['best_single']['title']}): accuracy {f['best_single']['accuracy']:.3f}, "
+        lines.append(f"- Best single modality ({f['best_single']['title']}): "
+                     f"accuracy {f['best_single']['accuracy']:.3f}, "
                      f"macro-F1 {f['best_single']['macro_f1']:.3f}. Fusion "
                      f"{'beats' if f['fusion_beats_best_single'] else 'does NOT beat'} it by "
                      f"{f['fusion_gain_macro_f1']:+.3f} macro-F1.")

@@ -165,5 +165,6 @@ class LabelTrack:
         return {i.label for i in self.events if i.overlap_ns(start_ns, end_ns) >= need}
 
 
-def window_label(intervals: Iterable[LabelInterval], start_ns: int, end_ns: int, min_overlap: float = 0.5) -> str | None:
+def window_label(intervals: Iterable[LabelInterval], start_ns: int, end_ns: int,
+                 min_overlap: float = 0.5) -> str | None:
     return LabelTrack(intervals, min_overlap=min_overlap).window_label(start_ns, end_ns)

@@ -58,6 +58,18 @@ def assign_splits(groups: Sequence[str], fractions: tuple[float, float, float] =
             k = min(k + 1, 2) if any(fr[j] > 0 for j in range(k + 1, 3)) else max(j for j in wanted)
         out[g] = SPLITS[k]
         done += counts[g]
+    # a wanted split still empty (one big group swallowed its share): give it the smallest group of
+    # the split that has the most groups
+    for j in wanted:
+        if SPLITS[j] in out.values():
+            continue
+        members = {s: [g for g in names if out[g] == s] for s in SPLITS}
+        donor = max(members, key=lambda s: (len(members[s]), -SPLITS.index(s)))
+        if len(members[donor]) < 2:
+            raise SplitError(f"cannot give split {SPLITS[j]!r} a group without emptying another "
+                             f"(groups: {dict(counts)})")
+        g = min(members[donor], key=lambda g: (counts[g], _rank(g, seed)))
+        out[g] = SPLITS[j]
     return out
 
 
