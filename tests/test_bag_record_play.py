@@ -248,6 +248,9 @@ def test_pause_step_resume_over_the_control_socket(spawn: Any, run_dir: Path, tm
         time.sleep(0.2)
         assert send_control(endpoint, "status")["published"] == before + 3
         assert not send_control(endpoint, "jump")["ok"]
+        cli = subprocess.run([sys.executable, "-m", "mmstream", "bag", "control", "status", "--endpoint", endpoint],
+                             cwd=REPO, capture_output=True, text=True, timeout=30)
+        assert cli.returncode == 0 and json.loads(cli.stdout)["published"] == before + 3, cli.stderr
         assert send_control(endpoint, "rate 50")["rate"] == 50.0
         send_control(endpoint, "resume")
         log = consumer.spin_until_done(player)

@@ -279,6 +279,7 @@ class Player:
             if anchor[1] is None:
                 anchor[1] = t
                 next_grid = (t // period_ns + 1) * period_ns if period_ns else None
+                self._tick(t - 1)  # nodes on sim time start just before the first message, not at 0
             if pending is not None and pending < t:
                 self._tick(pending)
                 pending = None
