@@ -158,12 +158,27 @@ def bench_reader_baseline(bag: Path) -> dict:
     return {"messages": n, "messages_per_s": round(n / wall, 1), "realtime_factor": round(bag_s / wall, 1)}
 
 
+def _sync_params() -> list[str]:
+    """Sim time, and no drops on replay: reliable inputs/outputs where the node offers them."""
+    listed = subprocess.run([sys.executable, "-m", "nodes.synchronizer", "--list-params"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60).stdout
+    names = {line.split(":", 1)[0] for line in listed.splitlines()}
+    params = ["-p", "use_sim_time=true"]
+    if "reliable" in names:
+        params += ["-p", "reliable=true"]
+    elif "queue" in names:
+        params += ["-p", "queue=100000"]
+    if "reliable_output" in names:
+        params += ["-p", "reliable_output=true"]
+    return params
+
+
 def bench_replay(bag: Path, pipeline: bool, model: str | None) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="mmb-", dir="/tmp"))
     procs = []
     if pipeline:
-        procs.append(subprocess.Popen([sys.executable, "-m", "nodes.synchronizer", "-p", "use_sim_time=true",
-                                       "-p", "reliable=true"], cwd=REPO, env=_env(run_dir),
+        procs.append(subprocess.Popen([sys.executable, "-m", "nodes.synchronizer", *_sync_params()], cwd=REPO,
+                                      env=_env(run_dir),
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         if model:
             procs.append(subprocess.Popen([sys.executable, "-m", "nodes.inference", "-p", f"model={model}",
@@ -213,14 +228,21 @@ def bench_replay(bag: Path, pipeline: bool, model: str | None) -> dict:
     player = subprocess.Popen([sys.executable, "-m", "nodes.player", "-p", f"bag={bag}", "-p", "fast=true",
                                "-p", "wait_for_subscribers=1", "-p", "keyboard=false"],
                               cwd=REPO, env=_env(run_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    t_end = None
-    deadline = time.monotonic() + 300
+    expected = sum(1 for _ in BagReader(bag).raw_records(want=lambda t: t in (
+        "/camera/image", "/microphone/audio", "/text/utterance")))
+    deadline = time.monotonic() + 120
+    quiet_since = time.monotonic()
+    seen = 0
     while time.monotonic() < deadline:
         consumer.spin_once(0.01)
-        if player.poll() is not None and t_end is None:
-            t_end = time.monotonic()
-        if t_end is not None and time.monotonic() - t_end > 2.0:
+        total = counts["data"] + counts["windows"] + counts["estimates"]
+        if total != seen:
+            seen, quiet_since = total, time.monotonic()
+        # done: every message arrived and the pipeline has been quiet for 2 s (its last window is out)
+        if counts["data"] >= expected and time.monotonic() - quiet_since > 2.0:
             break
+        if player.poll() is not None and time.monotonic() - quiet_since > 10.0:
+            break  # something was lost: report what arrived
     log, _ = player.communicate(timeout=30)
     for p in procs:
         p.send_signal(signal.SIGINT)

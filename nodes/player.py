@@ -35,8 +35,8 @@ PARAMS = [
     Param("control_endpoint", "", type=str, doc="ZeroMQ endpoint of the control socket (empty: <run_dir>/player.ctl)"),
     Param("keyboard", True, doc="read control keys from a terminal stdin"),
     Param("exit_on_end", True, doc="exit when the bag is done (false: keep running until stopped)"),
-    Param("linger_s", 2.0, min=0.0, doc="at the end, keep the process up this long so queued messages reach slow "
-                                        "subscribers"),
+    Param("linger_s", 5.0, min=0.0, doc="at the end, keep the process up this long so messages still queued "
+                                        "(a fast replay runs ahead by the socket buffers) reach slow subscribers"),
     Param("decode_jpeg", False, doc="publish CompressedImage JPEG as decoded bgr8 frames"),
     Param("audio_sample_rate_hz", 16000, min=1, doc="audio_common_msgs/AudioData: sample rate (not in the message)"),
     Param("audio_channels", 1, min=1, doc="audio_common_msgs/AudioData: channels"),

@@ -162,7 +162,7 @@ class _Consumer:
 
 def _player(spawn: Any, bag: Path, *params: str) -> subprocess.Popen[str]:
     return spawn(node_cmd("nodes.player", "-p", f"bag={bag}", "-p", "wait_for_subscribers=1",
-                          "-p", "keyboard=false", *params))
+                          "-p", "keyboard=false", "-p", "linger_s=1.5", *params))
 
 
 ROBOT_MAP = json.dumps({"/camera/image_raw": "camera", "/audio/audio": "microphone", "/speech/text": "text"})
@@ -364,9 +364,14 @@ SYNC_NODE = REPO / "nodes" / "synchronizer.py"
 def _sync_params() -> list[str]:
     listed = subprocess.run(node_cmd("nodes.synchronizer", "--list-params"), cwd=REPO, capture_output=True,
                             text=True, timeout=60).stdout
+    names = {line.split(":", 1)[0] for line in listed.splitlines()}
     params = ["-p", "use_sim_time=true"]
-    if any(line.startswith("reliable:") for line in listed.splitlines()):
+    if "reliable" in names:
         params += ["-p", "reliable=true"]
+    elif "queue" in names:  # no reliable inputs: a queue deep enough that a fast replay loses nothing
+        params += ["-p", "queue=100000"]
+    if "reliable_output" in names:
+        params += ["-p", "reliable_output=true"]
     return params
 
 

@@ -9,6 +9,9 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model", help="export fused models to ONNX, inspect packages, build TensorRT engines")
     s = p.add_subparsers(dest="model_command", required=True)
+    from mmstream.cli.train_commands import add_train_commands
+
+    add_train_commands(s)
 
     ex = s.add_parser("export", help="write a checked model package (ONNX fp32 + fp16, spec, vocab, golden)")
     ex.add_argument("out", help="output directory (the model package)")

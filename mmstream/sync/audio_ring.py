@@ -247,7 +247,7 @@ class AudioTimeline:
         # free intervals of [lo, hi) not covered by held samples
         free: list[tuple[int, int]] = []
         cur = lo
-        for s in self._segs:
+        for s in (self._segs if lo < self._segs[-1].end else ()):  # appending past the head: all free
             if s.end <= cur or not s.data.shape[0]:
                 continue
             if s.n0 >= hi:

@@ -27,7 +27,9 @@ class AudioClockEstimator:
     """Least-squares fit of chunk stamps against sample indices over a sliding history."""
 
     def __init__(self, nominal_rate_hz: int, *, history_ns: int = 30 * NS_PER_S, max_points: int = 512,
-                 min_span_ns: int = 2 * NS_PER_S, max_drift_ppm: float = 1000.0) -> None:
+                 min_span_ns: int = 2 * NS_PER_S, max_drift_ppm: float = 1000.0, refit_every: int = 16) -> None:
+        self._refit_every = refit_every
+        self._since_fit = 0
         self.nominal_period_ns = NS_PER_S / nominal_rate_hz
         self._history_ns = history_ns
         self._min_span_ns = min_span_ns
@@ -38,6 +40,7 @@ class AudioClockEstimator:
         self._base_index = 0
 
     def reset(self) -> None:
+        self._since_fit = 0
         self._points.clear()
         self._period_ns = self.nominal_period_ns
         self._intercept = None
@@ -49,12 +52,17 @@ class AudioClockEstimator:
         self._points.append((index, stamp_ns))
         while len(self._points) > 2 and stamp_ns - self._points[0][1] > self._history_ns:
             self._points.popleft()
-        self._refit()
+        # the fit moves slowly: refitting every few chunks costs a fraction and changes nothing
+        self._since_fit += 1
+        if self._intercept is None or self._since_fit >= self._refit_every or len(self._points) < 16:
+            self._since_fit = 0
+            self._refit()
 
     def _refit(self) -> None:
         i0, t0 = self._points[0]
-        x = np.fromiter((p[0] - i0 for p in self._points), np.float64, len(self._points))
-        y = np.fromiter((p[1] - t0 for p in self._points), np.float64, len(self._points))
+        pts = np.array(self._points, dtype=np.int64)
+        x = (pts[:, 0] - i0).astype(np.float64)
+        y = (pts[:, 1] - t0).astype(np.float64)
         self._base_index = i0
         if len(x) < 3 or y[-1] - y[0] < self._min_span_ns:
             self._period_ns = self.nominal_period_ns

@@ -118,6 +118,8 @@ class WindowSynchronizer:
     def _push_video(self, frame: ImageFrame) -> str | None:
         t = frame.header.stamp_ns + self.config.video_offset_ns
         if self._next_k is not None and t < self._video_floor_ns(self._next_k):
+            if t >= self._needed_ns("video", self._next_k - 1):
+                return None  # after the last slot of the window emitted last: could not change it
             return "late"
         inserted, evicted = self._frames.push(t, frame)
         self.stats.dropped["video"] += evicted
@@ -265,8 +267,10 @@ class WindowSynchronizer:
     def _needed_ns(self, stream: str, k: int) -> int:
         _, end = self.config.window_bounds(k)
         if stream == "video":
-            # frames count only inside [start, end) and within the tolerance of a slot
-            return min(end - 1, self.config.slot_times_ns(k)[-1] + self.config.slot_tolerance_ns)
+            # frames arrive in stamp order: once one at or after the last slot is here, no later
+            # frame can be nearer to any slot (and frames count only inside [start, end))
+            t = self.config.frames_per_window
+            return min(end - 1, end - self.config.window_ns + ((2 * t - 1) * self.config.window_ns) // (2 * t))
         return end
 
     def _advance(self, k_next: int) -> None:
