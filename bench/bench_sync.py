@@ -175,8 +175,8 @@ def main() -> None:
     result = {
         "benchmark": "sync",
         "config": {"window_s": 1.0, "hop_s": 0.5, "frames_per_window": cfg.frames_per_window,
-                   "max_delay_s": args.max_delay_s, "video": "30 fps 640x480 bgr8", "audio": "16 kHz mono, 20 ms chunks",
-                   "text": "1 utterance / 2 s"},
+                   "max_delay_s": args.max_delay_s, "video": "30 fps 640x480 bgr8",
+                   "audio": "16 kHz mono, 20 ms chunks", "text": "1 utterance / 2 s"},
         "host": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()},
         "baseline": baseline(cfg),
         "simulated": simulated(cfg, args.sim_seconds),

@@ -12,6 +12,7 @@ All stamps are integer nanoseconds on the host clock (or the bag clock on replay
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -86,20 +87,23 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
-def _nested_type(cls: type[Message], name: str) -> type[Message] | None:
-    """For a field annotated ``list[SomeMessage]``, return SomeMessage."""
+@functools.cache
+def _layout(cls: type[Message]) -> tuple[frozenset[str], dict[str, type[Message]]]:
+    """(scalar field names, {field: nested message type} for ``list[SomeMessage]`` fields), per class."""
     hints = typing.get_type_hints(cls)
-    hint = hints.get(name)
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is list and args and isinstance(args[0], type) and issubclass(args[0], Message):
-        return args[0]
-    return None
+    names = frozenset(f.name for f in dataclasses.fields(cls)) - {"header"} - set(cls.ARRAYS)
+    nested = {}
+    for name in names:
+        args = typing.get_args(hints.get(name))
+        if typing.get_origin(hints.get(name)) is list and args and isinstance(args[0], type) \
+                and issubclass(args[0], Message):
+            nested[name] = args[0]
+    return names, nested
 
 
 def build(cls: type[Message], header: Header, scalars: dict[str, Any], arrays: list[np.ndarray]) -> Message:
     """Construct ``cls`` from decoded parts; raises ``ValueError`` naming what did not fit."""
-    names = {f.name for f in dataclasses.fields(cls)} - {"header"}
-    expected_scalars = names - set(cls.ARRAYS)
+    expected_scalars, nested = _layout(cls)
     missing = expected_scalars - scalars.keys()
     extra = scalars.keys() - expected_scalars
     if missing or extra:
@@ -107,12 +111,10 @@ def build(cls: type[Message], header: Header, scalars: dict[str, Any], arrays: l
     if len(arrays) != len(cls.ARRAYS):
         raise ValueError(f"{cls.SCHEMA}: expected {len(cls.ARRAYS)} arrays, got {len(arrays)}")
     kwargs = dict(scalars)
-    for name in expected_scalars:
-        sub = _nested_type(cls, name)
-        if sub is not None:
-            if not isinstance(kwargs[name], list):
-                raise ValueError(f"{cls.SCHEMA}.{name}: expected a list")
-            kwargs[name] = [sub(header=Header(**d.pop("header")), **d) for d in (dict(x) for x in kwargs[name])]
+    for name, sub in nested.items():
+        if not isinstance(kwargs[name], list):
+            raise ValueError(f"{cls.SCHEMA}.{name}: expected a list")
+        kwargs[name] = [sub(header=Header(**d.pop("header")), **d) for d in (dict(x) for x in kwargs[name])]
     kwargs.update(zip(cls.ARRAYS, arrays))
     msg = cls(header=header, **kwargs)
     validate = getattr(msg, "validate", None)

@@ -62,52 +62,69 @@ class Timer:
 
 
 class _Receiver:
-    """One background thread per node that keeps subscription sockets drained into their queues.
+    """Keeps subscription sockets drained into their keep-last queues.
 
-    ZeroMQ drops the *newest* message when a queue is full; draining continuously lets the
-    keep-last queue drop the *oldest* instead, which is what a live consumer wants.
+    ZeroMQ drops the *newest* message when its queue is full; draining continuously lets the
+    keep-last queue drop the *oldest* instead, which is what a live consumer wants. While the
+    node's thread waits in :meth:`Node.spin_once` it reads the sockets itself (no thread
+    hand-off on the latency path); whenever it is busy elsewhere (callbacks, a sensor loop) a
+    background thread takes over. ``io_lock`` makes the two never touch a socket at once.
     """
 
     def __init__(self) -> None:
-        self.cond = threading.Condition()
+        self.io_lock = threading.Lock()
         self._subs: list[Subscription[Any]] = []
+        self._node_idle = threading.Event()  # set while the node thread reads the sockets itself
+        self._node_busy = threading.Event()
+        self._node_busy.set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, sub: Subscription[Any]) -> None:
-        with self.cond:
+        with self.io_lock:
             self._subs.append(sub)
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="mmstream-receiver", daemon=True)
             self._thread.start()
 
+    def poll(self, timeout_ms: int) -> bool:
+        """Wait up to ``timeout_ms`` for data and move it into the queues (hold ``io_lock``)."""
+        poller = zmq.Poller()
+        for sub in self._subs:
+            poller.register(sub.monitor, zmq.POLLIN)
+            if sub.wants_data():
+                poller.register(sub.socket, zmq.POLLIN)
+        try:
+            events = dict(poller.poll(timeout_ms))
+        except zmq.ZMQError:
+            return False  # context terminated
+        got = False
+        for sub in self._subs:
+            if sub.monitor in events:
+                sub.on_monitor_event()
+            sub.redial_if_stuck()
+            if sub.socket in events:
+                sub.receive_available()
+                got = True
+        return got
+
+    def node_poll(self, timeout_s: float) -> None:
+        """Called by the node thread when it has nothing to do."""
+        self._node_busy.clear()
+        try:
+            with self.io_lock:
+                # the background thread may have queued something while we waited for the lock
+                waiting = any(sub.pending() for sub in self._subs)
+                self.poll(0 if waiting else max(0, int(timeout_s * 1000)))
+        finally:
+            self._node_busy.set()
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self.cond:
-                subs = list(self._subs)
-            poller = zmq.Poller()
-            blocked = False
-            for sub in subs:
-                poller.register(sub.monitor, zmq.POLLIN)
-                if sub.wants_data():
-                    poller.register(sub.socket, zmq.POLLIN)
-                else:
-                    blocked = True
-            try:
-                events = dict(poller.poll(2 if blocked else 50))
-            except zmq.ZMQError:
-                return  # context terminated
-            for sub in subs:
-                if sub.monitor in events:
-                    sub.on_monitor_event()
-                sub.redial_if_stuck()
-            if not any(sub.socket in events for sub in subs):
-                continue
-            for sub in subs:
-                if sub.socket in events:
-                    sub.receive_available()
-            with self.cond:
-                self.cond.notify_all()
+            if not self._node_busy.wait(0.1):
+                continue  # the node thread is reading the sockets itself
+            with self.io_lock:
+                self.poll(2)  # short: the node thread may want the sockets back
 
     def stop(self) -> None:
         self._stop.set()
@@ -225,10 +242,11 @@ class Node:
     def spin_once(self, timeout_s: float = 0.05) -> None:
         """Wait up to ``timeout_s`` for messages, dispatch them, fire due timers and stats."""
         timeout_s = min(timeout_s, self._time_to_next_timer_s())
-        if timeout_s > 0:
-            with self._receiver.cond:
-                if not any(sub.pending() for sub in self._subscriptions):
-                    self._receiver.cond.wait(timeout_s)
+        if not any(sub.pending() for sub in self._subscriptions):
+            if self._subscriptions:
+                self._receiver.node_poll(timeout_s)
+            elif timeout_s > 0:
+                time.sleep(timeout_s)
         self._dispatch()
         self._apply_clock_ticks()
         self._fire_timers()

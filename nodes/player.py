@@ -29,7 +29,7 @@ PARAMS = [
     Param("fast", False, doc="as fast as possible, waiting for subscribers instead of dropping"),
     Param("reliable", True, doc="publishers wait for slow subscribers instead of dropping"),
     Param("clock", True, doc="publish the simulated clock on /clock"),
-    Param("clock_hz", 100.0, min=0.0, doc="clock ticks per second of bag time (besides one per message time)"),
+    Param("clock_hz", 50.0, min=0.0, doc="most clock ticks per second of bag time (0: one after every message time)"),
     Param("wait_for_subscribers", 0, min=0, doc="wait for this many subscribers on every topic before playing"),
     Param("wait_timeout_s", 10.0, min=0.0, doc="give up waiting for subscribers after this long"),
     Param("control_endpoint", "", type=str, doc="ZeroMQ endpoint of the control socket (empty: <run_dir>/player.ctl)"),

@@ -71,6 +71,8 @@ def setup(node: Node) -> None:
 
     def on_message(msg: Any) -> None:
         now = node.now_ns()
+        if now == 0 and node.uses_sim_time:  # no /clock yet: the message's own stamp is the best guess
+            now = msg.header.stamp_ns
         last = state["last_now"]
         if last is not None and now < last - 1_000_000_000:
             node.log.warning("node clock jumped back %.3f s: synchronizer reset", (last - now) / 1e9)
@@ -83,6 +85,8 @@ def setup(node: Node) -> None:
 
     def on_tick() -> None:
         now = node.now_ns()
+        if now == 0 and node.uses_sim_time:
+            return
         state["last_now"] = now if state["last_now"] is None else max(now, state["last_now"])
         emit(now)
         s = sync.stats
