@@ -38,6 +38,7 @@ PARAMS = [
     Param("watermark_emission", True, doc="emit as soon as all live streams passed the end"),
     Param("poll_period_s", 0.01, min=0.001, doc="timer that emits windows whose max_delay ran out"),
     Param("queue", 32, min=1, doc="keep_last of each input subscription"),
+    Param("reliable_input", False, doc="receive every input message (bag replay) instead of the newest `queue`"),
     Param("reliable_output", False, doc="windows wait for slow subscribers instead of being dropped"),
 ]
 
@@ -97,7 +98,7 @@ def setup(node: Node) -> None:
                         node.log.warning("%s %s messages (counted in stats)", key, stream)
                     state["reported"][(key, stream)] = value[stream]
 
-    keep = p["queue"]
+    keep = None if p["reliable_input"] else p["queue"]
     if "video" in cfg.streams:
         node.create_subscription(ImageFrame, "/camera/image", on_message, keep_last=keep)
     if "audio" in cfg.streams:
