@@ -164,7 +164,9 @@ def _sync_params() -> list[str]:
                             capture_output=True, text=True, timeout=60).stdout
     names = {line.split(":", 1)[0] for line in listed.splitlines()}
     params = ["-p", "use_sim_time=true"]
-    if "reliable" in names:
+    if "reliable_input" in names:
+        params += ["-p", "reliable_input=true"]
+    elif "reliable" in names:
         params += ["-p", "reliable=true"]
     elif "queue" in names:
         params += ["-p", "queue=100000"]

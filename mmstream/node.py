@@ -46,6 +46,7 @@ M = TypeVar("M", bound=Message)
 
 CLOCK_TOPIC = "/clock"
 _CLOCK_BARRIER_TIMEOUT_S = 2.0
+_SIM_HOLD_S = 0.5  # how long a message on sim time waits for the clock tick that follows it
 
 
 class Timer:
@@ -148,6 +149,8 @@ class Node:
         self._host_clock = HostClock()
         self._sim_clock = SimClock() if self.params["use_sim_time"] else None
         self._pending_ticks: list[tuple[Clock, float]] = []
+        self._held: dict[str, tuple[int, float]] = {}
+        self._player_topics: set[str] = set()  # topics the clock source publishes (in published_seq)
         self._publishers: list[Publisher[Any]] = []
         self._subscriptions: list[Subscription[Any]] = []
         self._timers: list[Timer] = []
@@ -261,6 +264,9 @@ class Node:
         self._shutdown = True
 
     def _dispatch(self) -> None:
+        if self._sim_clock is not None:
+            self._dispatch_in_send_order()
+            return
         # Round-robin so one busy topic cannot starve the others.
         progressed = True
         while progressed and not self._shutdown:
@@ -291,41 +297,87 @@ class Node:
                 timer.callback()
 
     # ------------------------------------------------------------------ sim time
+    def _dispatch_in_send_order(self) -> None:
+        """On sim time, interleave data and clock ticks in the order the player sent them.
+
+        A tick lists the seq of the last message the player had sent on each topic, so message
+        (topic, seq) was sent before tick T iff seq <= T.published_seq[topic]. A message runs its
+        callback only once the tick that follows it has arrived (so every tick sent before it has
+        been applied and now_ns() is the same at any replay rate); after a short wait it runs anyway
+        (a clock source that is not our player, or a lost tick).
+        """
+        clock_sub = self._clock_sub
+        progressed = True
+        while progressed and not self._shutdown:
+            progressed = False
+            while clock_sub.pending():
+                tick = clock_sub.take()
+                if tick is not None:
+                    clock_sub.callback(tick)
+            for sub in self._subscriptions:
+                if sub is clock_sub or not sub.pending():
+                    continue
+                seq = sub.peek_seq()
+                if seq is None:  # unreadable: take() counts and logs it
+                    sub.take()
+                    progressed = True
+                    continue
+                # apply the ticks sent before this message
+                while self._pending_ticks and self._pending_ticks[0][0].published_seq.get(sub.topic, 0) < seq:
+                    if not self._apply_one_tick():
+                        break
+                if self._pending_ticks and self._pending_ticks[0][0].published_seq.get(sub.topic, 0) < seq:
+                    continue  # a tick before it waits for other topics' messages
+                covered = any(t.published_seq.get(sub.topic, 0) >= seq for t, _ in self._pending_ticks)
+                if not covered and sub.topic in self._player_topics:
+                    first_seen = self._held.setdefault(sub.topic, (seq, time.monotonic()))
+                    if first_seen[0] != seq:
+                        first_seen = self._held[sub.topic] = (seq, time.monotonic())
+                    if time.monotonic() - first_seen[1] < _SIM_HOLD_S:
+                        continue  # the tick that follows it is on its way
+                self._held.pop(sub.topic, None)
+                msg = sub.take()
+                if msg is not None:
+                    sub.callback(msg)
+                progressed = True
+
+    def _apply_one_tick(self) -> bool:
+        """Apply the oldest pending tick if every message sent before it has been handled."""
+        tick, arrived_s = self._pending_ticks[0]
+        for sub in self._subscriptions:
+            target = tick.published_seq.get(sub.topic)
+            if target is not None and sub.last_seq < target and time.monotonic() - arrived_s < _CLOCK_BARRIER_TIMEOUT_S:
+                return False
+        self._pending_ticks.pop(0)
+        assert self._sim_clock is not None
+        if tick.header.stamp_ns < self._sim_clock.now_ns():
+            self.log.info("sim clock restarted at %d (bag looped or seeked)", tick.header.stamp_ns)
+            for timer in self._timers:
+                timer.next_ns = tick.header.stamp_ns + timer.period_ns
+        self._sim_clock.set(tick.header.stamp_ns)
+        self._fire_timers()
+        return True
+
     def _on_clock(self, msg: Clock) -> None:
+        self._player_topics.update(msg.published_seq)
         self._pending_ticks.append((msg, time.monotonic()))
 
     def _apply_clock_ticks(self) -> None:
+        """Apply every pending tick whose messages (those sent before it) have all been handled."""
         assert self._sim_clock is not None or not self._pending_ticks
-        while self._pending_ticks:
-            tick, arrived_s = self._pending_ticks[0]
-            if not self._barrier_passed(tick) and time.monotonic() - arrived_s < _CLOCK_BARRIER_TIMEOUT_S:
-                return
-            self._pending_ticks.pop(0)
-            if self._sim_clock is not None:
-                if tick.header.stamp_ns < self._sim_clock.now_ns():
-                    self.log.info("sim clock restarted at %d (bag looped or seeked)", tick.header.stamp_ns)
-                    for timer in self._timers:
-                        timer.next_ns = tick.header.stamp_ns + timer.period_ns
-                self._sim_clock.set(tick.header.stamp_ns)
-            self._fire_timers()
-
-    def _barrier_passed(self, tick: Clock) -> bool:
-        for sub in self._subscriptions:
-            target = tick.published_seq.get(sub.topic)
-            if target is not None and sub.last_seq < target:
-                if sub.pending():
-                    self._dispatch()
-                if sub.last_seq < target:
-                    return False
-        return True
+        while self._pending_ticks and self._apply_one_tick():
+            pass
 
     # ------------------------------------------------------------------ stats, registry
     def stats(self) -> NodeStats:
         topics = []
         for direction, ends in (("pub", self._publishers), ("sub", self._subscriptions)):
             for end in ends:
-                topics.append({"topic": end.topic, "direction": direction, "type": end.msg_type.SCHEMA,
-                               **end.stats.snapshot()})
+                entry = {"topic": end.topic, "direction": direction, "type": end.msg_type.SCHEMA,
+                         **end.stats.snapshot()}
+                if direction == "pub":
+                    entry["subscribers"] = end.subscription_count
+                topics.append(entry)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return NodeStats(node=self.name, pid=os.getpid(), state="running",
                          uptime_s=round(time.monotonic() - self._started_s, 3),

@@ -97,7 +97,8 @@ class Supervisor:
 
     def _start(self, mp: ManagedProcess, idx: int) -> None:
         env = dict(os.environ)
-        env.update({"MMSTREAM_RUN_DIR": str(self.run_dir), "PYTHONUNBUFFERED": "1"})
+        env.update({"MMSTREAM_RUN_DIR": str(self.run_dir), "PYTHONUNBUFFERED": "1",
+                    "MMSTREAM_LAUNCH_FILE": str(self.desc.path.resolve())})
         if self.desc.endpoints:
             env["MMSTREAM_ENDPOINTS"] = json.dumps(self.desc.endpoints)
         env.update(mp.spec.env)

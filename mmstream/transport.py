@@ -182,6 +182,7 @@ class Subscription(Generic[M]):
         self._max_bytes = max_message_bytes
         self._queue: collections.deque[list[zmq.Frame]] = collections.deque(maxlen=keep_last)
         self._lock = threading.Lock()
+        self._overflowed = 0  # keep-last overflow since the last take()
         self.socket = ctx.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, RELIABLE_HWM if keep_last is None else max(keep_last, SENSOR_HWM))
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -215,6 +216,7 @@ class Subscription(Generic[M]):
             with self._lock:
                 if self.keep_last is not None and len(self._queue) == self.keep_last:
                     self.stats.drops += 1  # the oldest is pushed out: keep-last overflow
+                    self._overflowed += 1
                 self._queue.append(frames)
 
     def on_monitor_event(self) -> None:
@@ -242,10 +244,20 @@ class Subscription(Generic[M]):
     def pending(self) -> int:
         return len(self._queue)
 
+    def peek_seq(self) -> int | None:
+        """``header.seq`` of the oldest queued message without decoding it (None if empty or unreadable)."""
+        with self._lock:
+            if not self._queue:
+                return None
+            frames = self._queue[0]
+        found = wire.peek_stamp(frames)
+        return None if found is None else found[1]
+
     def take(self) -> M | None:
         """Decode the oldest queued message; None (counted, logged) if it is malformed."""
         with self._lock:
             frames = self._queue.popleft()
+            overflowed, self._overflowed = self._overflowed, 0
         try:
             _, msg = wire.decode(frames, max_message_bytes=self._max_bytes)
         except WireError as exc:
@@ -258,7 +270,8 @@ class Subscription(Generic[M]):
             return None
         seq = msg.header.seq
         if self.last_seq and seq > self.last_seq + 1:
-            self.stats.drops += seq - self.last_seq - 1  # lost in transport (high-water mark)
+            # lost in transport (high-water mark); keep-last overflow was counted when it happened
+            self.stats.drops += max(0, seq - self.last_seq - 1 - overflowed)
         elif self.last_seq and seq <= self.last_seq:
             self._log.info("publisher of %s restarted (seq %d after %d)", self.topic, seq, self.last_seq)
         self.last_seq = seq

@@ -29,7 +29,9 @@ PARAMS = [
     Param("fast", False, doc="as fast as possible, waiting for subscribers instead of dropping"),
     Param("reliable", True, doc="publishers wait for slow subscribers instead of dropping"),
     Param("clock", True, doc="publish the simulated clock on /clock"),
-    Param("clock_hz", 50.0, min=0.0, doc="most clock ticks per second of bag time (0: one after every message time)"),
+    Param("clock_hz", 100.0, min=0.0, doc="clock ticks per second of bag time where no message came"),
+    Param("clock_every_message", True, doc="a tick after every message time (false: at most clock_hz per bag "
+                                           "second: a faster replay, but see docs/bags.md)"),
     Param("wait_for_subscribers", 0, min=0, doc="wait for this many subscribers on every topic before playing"),
     Param("wait_timeout_s", 10.0, min=0.0, doc="give up waiting for subscribers after this long"),
     Param("control_endpoint", "", type=str, doc="ZeroMQ endpoint of the control socket (empty: <run_dir>/player.ctl)"),
@@ -54,7 +56,8 @@ def setup(node: Node) -> None:
                                      audio_channels=p["audio_channels"], audio_sample_format=p["audio_sample_format"])
     cfg = PlayConfig(bag=p["bag"], rate=p["rate"], start_s=p["start_s"], duration_s=p["duration_s"], loop=p["loop"],
                      topics=list(p["topics"]), topic_map=dict(p["topic_map"]), fast=p["fast"], clock=p["clock"],
-                     clock_hz=p["clock_hz"], decode_jpeg=p["decode_jpeg"], convert_options=options)
+                     clock_hz=p["clock_hz"], clock_every_message=p["clock_every_message"],
+                     decode_jpeg=p["decode_jpeg"], convert_options=options)
     control = PlayerControl(rate=p["rate"])
     endpoint = p["control_endpoint"] or f"ipc://{node.run_dir}/{node.name}.ctl"
     sock = ControlSocket(node._ctx, endpoint)  # noqa: SLF001 (the node's context, closed with it)

@@ -57,7 +57,7 @@ def _play(path: Path, **kw: Any) -> tuple[Sink, Player]:
 
 @pytest.mark.parametrize("clock_hz", [0.0, 100.0])
 def test_clock_ticks_follow_messages_and_carry_published_seq(tmp_path: Path, clock_hz: float) -> None:
-    sink, _ = _play(_bag(tmp_path / "b.mcap"), fast=True, clock_hz=clock_hz)
+    sink, _ = _play(_bag(tmp_path / "b.mcap"), fast=True, clock_hz=clock_hz, clock_every_message=clock_hz == 0)
     data = sink.data()
     assert len(data) == 20 + 10 + 1  # recorded /clock and NodeStats are not replayed
     ticks = sink.ticks()
@@ -75,7 +75,10 @@ def test_clock_ticks_follow_messages_and_carry_published_seq(tmp_path: Path, clo
     assert stamps[0] == T0 - 1  # the clock starts just before the first message
     if clock_hz == 0:  # a tick right after every message time
         assert msg_times <= set(stamps)
-    else:  # at most one tick per 10 ms, never two periods without one
+        default, _ = _play(_bag(tmp_path / "c.mcap"), fast=True)  # the default: every message time + 100 Hz grid
+        default_stamps = {t.header.stamp_ns for t in default.ticks()}
+        assert msg_times <= default_stamps and max(np.diff(sorted(default_stamps))) < 20_000_000
+    else:  # clock_every_message off: at most one tick per 10 ms, never two periods without one
         gaps = np.diff(stamps[1:-1])
         assert gaps.min() >= 10_000_000 and gaps.max() < 20_000_000
         assert len(ticks) < 0.95 * 100 + 3

@@ -163,3 +163,30 @@ def test_stats_are_published_and_registry_lists_the_node(run_dir: Path) -> None:
         names = {n["name"] for n in graph.list_nodes(run_dir)}
         assert {"worker", "mon"} <= names
     wait_for(lambda: not graph.list_nodes(run_dir), 2, "node records removed at close")
+
+
+def test_keep_last_overflow_is_not_counted_twice(run_dir: Path) -> None:
+    import threading as th
+
+    with Node("pub", run_dir=run_dir) as a, Node("sub", run_dir=run_dir) as b:
+        got: list[int] = []
+        release = th.Event()
+
+        def slow(m: ImageFrame) -> None:  # the first callback stalls while 50 more arrive
+            got.append(m.header.seq)
+            if len(got) == 1:
+                release.wait(5)
+
+        sub = b.create_subscription(ImageFrame, "/cam", slow, keep_last=3)
+        pub = a.create_publisher(ImageFrame, "/cam")
+        assert pub.wait_for_subscribers(1)
+        spinner = th.Thread(target=lambda: [b.spin_once(0.02) for _ in range(150)])
+        spinner.start()
+        for i in range(51):
+            pub.publish(_frame(i))
+            time.sleep(0.002)
+        time.sleep(0.2)
+        release.set()
+        spinner.join(10)
+        assert got[-1] == 51
+        assert sub.stats.drops == 51 - len(got)  # each lost message counted exactly once

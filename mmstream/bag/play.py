@@ -2,9 +2,9 @@
 
 Timing: message ``log_time`` decides when it goes out — original timing scaled by ``rate``, or
 as fast as possible (``fast``) with reliable publishers that wait for the pipeline instead of
-dropping. Clock ticks (:class:`~mmstream.messages.Clock` on ``/clock``) are published at most
-``clock_hz`` times per second of bag time: right after a message time, or on a grid of bag time
-where no message came (``clock_hz`` = 0: after every message time), each listing the ``seq`` of the
+dropping. Clock ticks (:class:`~mmstream.messages.Clock` on ``/clock``) are published right
+after every message time and on a grid of bag time (``clock_hz``) where no tick came for a
+period; with ``clock_every_message`` off, at most ``clock_hz`` ticks per bag second, each listing the ``seq`` of the
 last message sent on every topic, so nodes running with ``use_sim_time`` apply a tick only
 after they have received everything sent before it. Tick times depend on the bag alone, not on
 the rate or the machine, which is what makes replays deterministic.
@@ -47,7 +47,8 @@ class PlayConfig:
     topic_map: dict[str, str] | list[str] = field(default_factory=dict)
     fast: bool = False
     clock: bool = True
-    clock_hz: float = 50.0
+    clock_hz: float = 100.0
+    clock_every_message: bool = True  # False: at most clock_hz ticks per bag second
     skip_recorded_clock: bool = True
     play_stats: bool = False        # NodeStats of the recorded graph (would clash with live nodes' topics)
     decode_jpeg: bool = False
@@ -282,8 +283,9 @@ class Player:
                 next_grid = (t // period_ns + 1) * period_ns if period_ns else None
                 self._tick(t - 1)  # nodes on sim time start just before the first message, not at 0
             if pending is not None and pending < t:
-                if not period_ns or self._last_tick_ns is None or pending - self._last_tick_ns >= period_ns:
-                    self._tick(pending)  # the last message time, once a period has passed since the last tick
+                if (self.cfg.clock_every_message or not period_ns or self._last_tick_ns is None
+                        or pending - self._last_tick_ns >= period_ns):
+                    self._tick(pending)  # right after the last message time (or once a period has passed)
                 pending = None
             while next_grid is not None and next_grid < t:
                 # grid ticks fill gaps between message times; skipped where a tick is less than a period old

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="map a bag topic to camera, microphone, text or a topic; repeatable")
     pl.add_argument("--fast", action="store_true", help="as fast as possible, with backpressure")
     pl.add_argument("--no-clock", action="store_true", help="do not publish /clock")
-    pl.add_argument("--clock-hz", type=float, default=50.0, help="most /clock ticks per bag second (0: every message)")
+    pl.add_argument("--clock-hz", type=float, default=100.0, help="/clock ticks per bag second between messages")
     pl.add_argument("--wait-for", type=int, default=0, metavar="N", help="wait for N subscribers per topic")
     pl.add_argument("--keep-running", action="store_true", help="do not exit at the end of the bag")
     pl.add_argument("--control", default="", help="control socket endpoint")
