@@ -7,13 +7,7 @@ its preprocessing and the backend are checked at start (ModelError names file an
 
 from __future__ import annotations
 
-import os
-
-# OpenBLAS worker threads spin after each small matmul (the log-mel projection) and steal the
-# cores the backend needs: measured p99 preprocessing 15 ms with them, < 1 ms without.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import collections  # noqa: E402
+import collections
 import time
 
 from mmstream.errors import ParameterError

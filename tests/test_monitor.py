@@ -117,20 +117,20 @@ def test_monitor_once_prints_plain_text_when_piped(spawn, run_dir: Path) -> None
 @pytest.mark.timeout(60)
 def test_monitor_node_under_launch_reports_respawned_and_exited_nodes(run_dir: Path, tmp_path: Path) -> None:
     launch = tmp_path / "mon.yaml"
-    launch.write_text(f"""
+    launch.write_text("""
 launch:
-  - node: {{exec: test_pattern, name: steady, params: {{fps: 10, text_period_s: 0}}}}
+  - node: {exec: test_pattern, name: steady, params: {fps: 10, text_period_s: 0}}
   - node:
       exec: test_pattern
       name: flaky
-      params: {{fps: 10, count: 25, audio: false, text_period_s: 0}}
+      params: {fps: 10, count: 25, audio: false, text_period_s: 0}
       respawn: true
       respawn_delay_s: 0.2
       respawn_max: 1
   - node:
       exec: nodes.monitor
       name: monitor
-      params: {{plain_period_s: 0.5}}
+      params: {plain_period_s: 0.5}
 """)
     proc = subprocess.Popen([*MMSTREAM, "launch", str(launch), "--run-dir", str(run_dir)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

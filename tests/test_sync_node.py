@@ -10,7 +10,6 @@ each source's time base (recovered from the stamps the windows carry for traceab
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np

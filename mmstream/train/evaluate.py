@@ -379,7 +379,7 @@ def _write_compare_report(path: Path, doc: dict[str, Any], rows: list[dict[str, 
         lines.append(f"| {r['title']} | " + " | ".join(cells) + f" | {r['val_macro_f1']:.3f} | {r['epochs_run']} |")
     lines += ["", "![comparison](comparison.png)", ""]
     if best_full is not None:
-        lines += [f"Details of the best fused model (confusion matrix, per-class precision/recall, calibration, "
-                  f"detection ROC/AUC): [best/report.md](best/report.md)", ""]
+        lines += ["Details of the best fused model (confusion matrix, per-class precision/recall, calibration, "
+                  "detection ROC/AUC): [best/report.md](best/report.md)", ""]
     lines += [f"Total time: {doc['elapsed_s']:.0f} s.", ""]
     path.write_text("\n".join(lines))
