@@ -46,6 +46,7 @@ M = TypeVar("M", bound=Message)
 
 CLOCK_TOPIC = "/clock"
 _CLOCK_BARRIER_TIMEOUT_S = 2.0
+_TAKEOVER_S = 0.005  # the receiver thread drains sockets once the node thread is busy this long
 _SIM_HOLD_S = 0.5  # how long a message on sim time waits for the clock tick that follows it
 
 
@@ -75,9 +76,8 @@ class _Receiver:
     def __init__(self) -> None:
         self.io_lock = threading.Lock()
         self._subs: list[Subscription[Any]] = []
-        self._node_idle = threading.Event()  # set while the node thread reads the sockets itself
-        self._node_busy = threading.Event()
-        self._node_busy.set()
+        self._node_polling = False  # the node thread is reading the sockets itself
+        self._node_left_poll_s = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -111,19 +111,23 @@ class _Receiver:
 
     def node_poll(self, timeout_s: float) -> None:
         """Called by the node thread when it has nothing to do."""
-        self._node_busy.clear()
+        self._node_polling = True
         try:
             with self.io_lock:
                 # the background thread may have queued something while we waited for the lock
                 waiting = any(sub.pending() for sub in self._subs)
                 self.poll(0 if waiting else max(0, int(timeout_s * 1000)))
         finally:
-            self._node_busy.set()
+            self._node_left_poll_s = time.monotonic()
+            self._node_polling = False
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self._node_busy.wait(0.1):
-                continue  # the node thread is reading the sockets itself
+        # Take over only when the node thread has been away from its poll for a while: most
+        # callbacks are short, and waking up for each would compete for the interpreter lock
+        # on the latency path.
+        while not self._stop.wait(_TAKEOVER_S):
+            if self._node_polling or time.monotonic() - self._node_left_poll_s < _TAKEOVER_S:
+                continue
             with self.io_lock:
                 self.poll(2)  # short: the node thread may want the sockets back
 
