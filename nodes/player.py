@@ -10,10 +10,12 @@ Control socket (``control_endpoint``): send pause | resume | toggle | step [N] |
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
 from mmstream.bag import convert
+from mmstream.bag.info import bag_info
 from mmstream.bag.play import CLOCK_TOPIC, ControlSocket, Keyboard, PlayConfig, Player, PlayerControl
 from mmstream.messages import Clock
 from mmstream.node import Node, Param, run_node
@@ -39,6 +41,7 @@ PARAMS = [
     Param("exit_on_end", True, doc="exit when the bag is done (false: keep running until stopped)"),
     Param("linger_s", 5.0, min=0.0, doc="at the end, keep the process up this long so messages still queued "
                                         "(a fast replay runs ahead by the socket buffers) reach slow subscribers"),
+    Param("progress_s", 1.0, min=0.0, doc="print a progress line this often, wall seconds (0: never)"),
     Param("decode_jpeg", False, doc="publish CompressedImage JPEG as decoded bgr8 frames"),
     Param("audio_sample_rate_hz", 16000, min=1, doc="audio_common_msgs/AudioData: sample rate (not in the message)"),
     Param("audio_channels", 1, min=1, doc="audio_common_msgs/AudioData: channels"),
@@ -79,7 +82,22 @@ def setup(node: Node) -> None:
         pub.publish(msg)
         return pub.seq
 
+    bounds = bag_info(cfg.bag, exact_rates=False) if p["progress_s"] else {}
+    next_progress = [time.monotonic() + p["progress_s"]]
+
+    def show_progress() -> None:
+        if not p["progress_s"] or time.monotonic() < next_progress[0] or not bounds.get("duration_s"):
+            return
+        next_progress[0] = time.monotonic() + p["progress_s"]
+        done_s = max(0.0, (control.position_ns - bounds["start_ns"]) / 1e9) if control.position_ns else 0.0
+        total_s = bounds["duration_s"]
+        state = "paused" if control.paused else ("fast" if cfg.fast else f"{control.rate:g}x")
+        sys.stderr.write(f"playing {done_s:7.1f}/{total_s:.1f} s ({100 * min(done_s / total_s, 1):3.0f}%)  "
+                         f"{control.published} msgs  {state}\n")
+        sys.stderr.flush()
+
     def idle(timeout_s: float) -> None:
+        show_progress()
         node.spin_once(timeout_s)
         sock.poll(control)
         if keyboard is not None:

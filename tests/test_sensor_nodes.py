@@ -93,13 +93,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
+def _serving(port: int) -> bool:
+    """A socket on ``port`` is listening (0A) or already has its one client (01, established)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
-        if any(r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A" for r in rows):
+        if any(r.split()[1].endswith(f":{port:04X}") and r.split()[3] in ("0A", "01") for r in rows):
             return True
     return False
 
@@ -111,7 +112,9 @@ def _mjpeg_server(port: int, seconds: float) -> subprocess.Popen[str]:
                              "-f", "mpjpeg", "-listen", "1", f"http://127.0.0.1:{port}/cam.mjpg"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 10
-    while not _listening(port):
+    while not _serving(port):
+        if proc.poll() == 0:
+            break  # the node connected between two looks and the short stream already ended
         assert proc.poll() is None and time.monotonic() < deadline, "ffmpeg did not start listening"
         time.sleep(0.02)
     return proc
