@@ -5,6 +5,7 @@
       - node:
           exec: camera              # built-in node name or an importable module path
           name: camera              # unique in the file
+          if: $(var live)           # optional: start it only when true (``unless``: only when false)
           params: {source: $(var video), fps: 30}
           params_file: ../config/camera.yaml   # relative to this file
           remap: [{from: /camera/image, to: /cam0/image}]
@@ -15,7 +16,8 @@
           required: true            # when it exits, the whole launch stops (ROS 2: on_exit shutdown)
     endpoints: {/camera/image: "tcp://192.168.1.20:5555"}   # optional: topics that cross hosts
 
-Substitutions: ``$(var NAME)``, ``$(env NAME)`` / ``$(env NAME default)``, ``$(dirname)``.
+Substitutions: ``$(var NAME)``, ``$(env NAME)`` / ``$(env NAME default)``, ``$(dirname)``,
+``$(not VALUE)``; they nest (``$(not $(var live))``).
 Every key is checked: a typo is an error naming the file, the node and the key.
 """
 
@@ -34,10 +36,10 @@ from mmstream.graph import normalize_topic
 from mmstream.nodes_index import load_node_module
 from mmstream.params import load_params_file, resolve
 
-_NODE_KEYS = {"exec", "name", "params", "params_file", "remap", "env", "respawn", "respawn_delay_s",
+_NODE_KEYS = {"exec", "name", "if", "unless", "params", "params_file", "remap", "env", "respawn", "respawn_delay_s",
               "respawn_max", "required", "sigint_timeout_s"}
 _ARG_KEYS = {"name", "default", "description"}
-_SUBST = re.compile(r"\$\((\w[\w-]*)\s*([^)]*)\)")
+_SUBST = re.compile(r"\$\((\w[\w-]*)\s*([^()$]*)\)")  # innermost first: $(not $(var live)) nests
 
 
 @dataclass
@@ -91,11 +93,18 @@ def _substitute(value: Any, args: Mapping[str, str], where: str, base: Path) -> 
             raise LaunchError(f"{where}: $(env {name}) is not set and has no default")
         if kind == "dirname":
             return str(base)
-        raise LaunchError(f"{where}: unknown substitution $({kind}); expected var, env or dirname")
+        if kind == "not":
+            return "false" if _condition(rest, "$(not ...)", where) else "true"
+        raise LaunchError(f"{where}: unknown substitution $({kind}); expected var, env, dirname or not")
 
-    full = _SUBST.fullmatch(value)
-    out = _SUBST.sub(one, value)
-    if full and full.group(1) == "var" and out != "":
+    typed = re.fullmatch(r"\$\((var|not)\s.*\)", value) is not None
+    out = value
+    for _ in range(8):  # innermost substitutions first, until none is left
+        new = _SUBST.sub(one, out)
+        if new == out:
+            break
+        out = new
+    if typed and out != "":
         # a whole-value substitution keeps YAML typing: "$(var fps)" with fps:=30 is the int 30
         try:
             return yaml.safe_load(out)
@@ -161,7 +170,9 @@ def parse_launch(path: str | Path, cli_args: Mapping[str, str] | None = None) ->
             else:
                 raise LaunchError(f"{path}: arg {name!r} has no default; give it as {name}:=VALUE")
         elif kind == "node":
-            nodes.append(_parse_node(body, i, path, base, args))
+            spec = _parse_node(body, i, path, base, args)
+            if spec is not None:
+                nodes.append(spec)
         else:
             raise LaunchError(f"{path}: launch entry {i} has unknown kind {kind!r}; expected 'arg' or 'node'")
     unknown_cli = sorted(set(cli_args) - declared_args)
@@ -182,7 +193,19 @@ def parse_launch(path: str | Path, cli_args: Mapping[str, str] | None = None) ->
     return LaunchDescription(path=path, nodes=nodes, args=args, endpoints=checked_endpoints, source=text)
 
 
-def _parse_node(body: Any, index: int, path: Path, base: Path, args: Mapping[str, str]) -> NodeSpec:
+def _condition(value: Any, key: str, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise LaunchError(f"{where}: {key} must be true or false after substitution, got {value!r}")
+
+
+def _parse_node(body: Any, index: int, path: Path, base: Path, args: Mapping[str, str]) -> NodeSpec | None:
+    """The node's spec, or None when its ``if``/``unless`` condition leaves it out."""
     if not isinstance(body, dict):
         raise LaunchError(f"{path}: node entry {index} must be a map")
     label = body.get("name") or body.get("exec") or f"#{index}"
@@ -191,6 +214,10 @@ def _parse_node(body: Any, index: int, path: Path, base: Path, args: Mapping[str
     if "exec" not in body:
         raise LaunchError(f"{where}: missing required key 'exec'")
     body = _substitute(body, args, where, base)
+    if "if" in body and not _condition(body["if"], "if", where):
+        return None
+    if "unless" in body and _condition(body["unless"], "unless", where):
+        return None
     exec_name = str(body["exec"])
     name = str(body.get("name") or exec_name)
     try:

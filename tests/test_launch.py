@@ -249,3 +249,26 @@ def test_garbage_from_hypothesis_does_not_kill_a_running_node(spawn, run_dir: Pa
     assert "still alive" in out
     assert "dropped bad input" in out
     raw.close(0)
+
+
+def test_if_and_unless_choose_nodes_and_bad_conditions_are_errors(tmp_path: Path) -> None:
+    path = _write(tmp_path, """
+        launch:
+          - arg: {name: live, default: "false"}
+          - node: {exec: test_pattern, name: live_source, if: $(var live)}
+          - node: {exec: console, name: replay_source, unless: $(var live)}
+    """)
+    assert [n.name for n in parse_launch(path).nodes] == ["replay_source"]
+    assert [n.name for n in parse_launch(path, {"live": "true"}).nodes] == ["live_source"]
+    with pytest.raises(LaunchError, match=r"node 'live_source': if must be true or false.*'maybe'"):
+        parse_launch(path, {"live": "maybe"})
+
+
+def test_substitutions_nest_and_not_negates(tmp_path: Path) -> None:
+    path = _write(tmp_path, """
+        launch:
+          - arg: {name: live, default: "false"}
+          - node: {exec: console, name: c, params: {reliable: $(not $(var live)), topics: ["/$(var live)/x"]}}
+    """)
+    assert parse_launch(path).nodes[0].params == {"reliable": True, "topics": ["/false/x"]}
+    assert parse_launch(path, {"live": "1"}).nodes[0].params["reliable"] is False
