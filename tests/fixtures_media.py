@@ -27,7 +27,8 @@ NULL_SINK = "mmstream_null"
 def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (the README's test command installs it)")
+        # a failure, not a skip: the README's test command installs it, so its absence is a setup bug
+        pytest.fail(f"{name} is not installed (scripts/setup.sh installs it; run the README's test command)")
     return path
 
 
@@ -118,7 +119,7 @@ def pulse_null_sink() -> Iterator[str]:
     """The sink name to play into; recording from PortAudio device 'pulse' captures its monitor."""
     started, problem = start_pulseaudio_null_sink()
     if problem:
-        pytest.skip(f"PulseAudio capture unavailable: {problem}")
+        pytest.fail(f"PulseAudio capture unavailable: {problem} (scripts/setup.sh installs pulseaudio)")
     yield NULL_SINK
     if started:
         subprocess.run(["pulseaudio", "--kill"], capture_output=True, timeout=10)

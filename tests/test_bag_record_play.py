@@ -356,7 +356,6 @@ def test_overload_drops_are_counted_not_hidden(spawn: Any, run_dir: Path, tmp_pa
     assert publish_s < 3.0  # 300 frames of 0.9 MB: the publisher was never held up by the recorder
 
 
-SYNC_NODE = REPO / "nodes" / "synchronizer.py"
 
 
 def _sync_params() -> list[str]:
@@ -375,7 +374,6 @@ def _sync_params() -> list[str]:
     return params
 
 
-@pytest.mark.skipif(not SYNC_NODE.is_file(), reason="nodes/synchronizer.py not written yet")
 def test_replays_through_the_synchronizer_node_give_identical_windows(spawn: Any, run_dir: Path,
                                                                        tmp_path: Path) -> None:
     bag = tmp_path / "robot"

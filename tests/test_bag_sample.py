@@ -51,6 +51,5 @@ def test_make_sample_bag_from_synthetic_media(tmp_path: Path) -> None:
     _check_sample(out, min_s=5.9)
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="mmstream/data/sample.mcap not built yet")
 def test_shipped_sample_bag() -> None:
     _check_sample(SHIPPED, min_s=11.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -62,7 +61,6 @@ def _quote(s: str) -> str:
     return shlex.quote(s)
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("how", ["cli", "node"])
 def test_monitor_screen_shows_nodes_rates_and_emotion(spawn, run_dir: Path, tmp_path: Path, how: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from mmstream.messages import AudioChunk, ImageFrame, TextUtterance
 from mmstream.train.dataset import build_dataset, read_manifest
 from mmstream.train.importer import ClipImportError, find_clips, import_clips, parse_cremad, parse_ravdess
 
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("espeak-ng") is None,
-                                reason="needs ffmpeg and espeak-ng")
 
 PRE = {"video": {"frames": 2, "size": 16, "mean": 0.5, "std": 0.25},
        "audio": {"sample_rate_hz": 16000, "n_fft": 400, "hop_length": 320, "n_mels": 16, "n_frames": 50,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +42,7 @@ def test_pitch_shows_arousal() -> None:
     assert 100 < f0(tone(rng, -1, 16000, 16000)) < 170
 
 
-@pytest.mark.parametrize("audio", ["tone", pytest.param("espeak", marks=pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="needs espeak-ng"))])
+@pytest.mark.parametrize("audio", ["tone", "espeak"])
 def test_sessions_are_bags_with_matching_labels(tmp_path: Path, audio: str) -> None:
     cfg = SynthConfig(sessions=2, segments_per_session=4, audio=audio, fps=4, frame_size=32, text_absent=0.0,
                       text_informative=1.0, voice_absent=0.0, face_absent=0.0)
