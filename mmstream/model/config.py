@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mmstream.preprocess.logmel import LogMelParams
+
 EMOTION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 EVENT_LABELS = ("face_present", "speech_present", "active_speaker")
 MODALITIES = ("video", "audio", "text")
@@ -35,15 +37,15 @@ class VideoConfig:
 
 @dataclass
 class AudioConfig:
-    """Log-mel front end (computed by mmstream.preprocess.logmel) and its CNN."""
+    """Log-mel front end (computed by mmstream.preprocess.logmel; defaults are its own) and its CNN."""
 
-    sample_rate_hz: int = 16000
-    n_fft: int = 400
-    hop_length: int = 160
-    n_mels: int = 64
-    n_frames: int = 100
-    f_min_hz: float = 50.0
-    f_max_hz: float = 7600.0
+    sample_rate_hz: int = LogMelParams.sample_rate_hz
+    n_fft: int = LogMelParams.n_fft
+    hop_length: int = LogMelParams.hop_length
+    n_mels: int = LogMelParams.n_mels
+    n_frames: int = LogMelParams.n_frames
+    f_min_hz: float = LogMelParams.f_min_hz
+    f_max_hz: float = LogMelParams.f_max_hz
     channels: tuple[int, ...] = (16, 32, 64)
 
 
@@ -104,8 +106,7 @@ class FusedModelConfig:
         v, a, t = self.video, self.audio, self.text
         return {
             "video": {"frames": v.frames, "size": v.size, "mean": v.mean, "std": v.std, "crop": v.crop},
-            "audio": {"sample_rate_hz": a.sample_rate_hz, "n_fft": a.n_fft, "hop_length": a.hop_length,
-                      "n_mels": a.n_mels, "n_frames": a.n_frames, "f_min_hz": a.f_min_hz, "f_max_hz": a.f_max_hz},
+            "audio": {f.name: getattr(a, f.name) for f in dataclasses.fields(LogMelParams)},
             "text": {"max_tokens": t.max_tokens},
         }
 
