@@ -159,20 +159,8 @@ def bench_reader_baseline(bag: Path) -> dict:
 
 
 def _sync_params() -> list[str]:
-    """Sim time, and no drops on replay: reliable inputs/outputs where the node offers them."""
-    listed = subprocess.run([sys.executable, "-m", "nodes.synchronizer", "--list-params"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60).stdout
-    names = {line.split(":", 1)[0] for line in listed.splitlines()}
-    params = ["-p", "use_sim_time=true"]
-    if "reliable_input" in names:
-        params += ["-p", "reliable_input=true"]
-    elif "reliable" in names:
-        params += ["-p", "reliable=true"]
-    elif "queue" in names:
-        params += ["-p", "queue=100000"]
-    if "reliable_output" in names:
-        params += ["-p", "reliable_output=true"]
-    return params
+    """Replay: the bag clock, and every message delivered (reliable in and out, never dropped)."""
+    return ["-p", "use_sim_time=true", "-p", "reliable_input=true", "-p", "reliable_output=true"]
 
 
 def _log_time_s(line: str) -> float:

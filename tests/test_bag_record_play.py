@@ -359,19 +359,8 @@ def test_overload_drops_are_counted_not_hidden(spawn: Any, run_dir: Path, tmp_pa
 
 
 def _sync_params() -> list[str]:
-    listed = subprocess.run(node_cmd("nodes.synchronizer", "--list-params"), cwd=REPO, capture_output=True,
-                            text=True, timeout=60).stdout
-    names = {line.split(":", 1)[0] for line in listed.splitlines()}
-    params = ["-p", "use_sim_time=true"]
-    if "reliable_input" in names:
-        params += ["-p", "reliable_input=true"]
-    elif "reliable" in names:
-        params += ["-p", "reliable=true"]
-    elif "queue" in names:  # no reliable inputs: a queue deep enough that a fast replay loses nothing
-        params += ["-p", "queue=100000"]
-    if "reliable_output" in names:
-        params += ["-p", "reliable_output=true"]
-    return params
+    """Replay: the bag clock, and every message delivered (reliable in and out, never dropped)."""
+    return ["-p", "use_sim_time=true", "-p", "reliable_input=true", "-p", "reliable_output=true"]
 
 
 def test_replays_through_the_synchronizer_node_give_identical_windows(spawn: Any, run_dir: Path,
