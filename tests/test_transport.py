@@ -15,8 +15,8 @@ from mmstream.node import Node
 from tests.conftest import wait_for
 
 
-def _frame(i: int) -> ImageFrame:
-    return ImageFrame(height=2, width=2, data=np.full((2, 2, 3), i % 256, np.uint8))
+def _frame(i: int, side: int = 2) -> ImageFrame:
+    return ImageFrame(height=side, width=side, data=np.full((side, side, 3), i % 256, np.uint8))
 
 
 def _spin_until(node: Node, pred, timeout_s: float = 5.0) -> None:  # noqa: ANN001
@@ -77,12 +77,14 @@ def test_reliable_publisher_waits_instead_of_dropping(run_dir: Path) -> None:
         sub = b.create_subscription(ImageFrame, "/replay", slow, keep_last=None)
         pub = a.create_publisher(ImageFrame, "/replay", reliable=True)
         assert pub.wait_for_subscribers(1)
-        n = 600  # several times the high-water marks on both sides
+        # 600 x 30 KB: several times what the high-water marks on both sides (3 x 64 messages)
+        # and the kernel's socket buffers can hold, so the producer must wait.
+        n = 600
         done = threading.Event()
 
         def produce() -> None:
             for i in range(n):
-                pub.publish(_frame(i))
+                pub.publish(_frame(i, side=100))
             done.set()
 
         t = threading.Thread(target=produce)
