@@ -51,12 +51,7 @@ class Message:
 
     def scalar_fields(self) -> dict[str, Any]:
         """Non-array fields (without the header) as msgpack-able values."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            if f.name == "header" or f.name in self.ARRAYS:
-                continue
-            out[f.name] = _to_plain(getattr(self, f.name))
-        return out
+        return {name: _to_plain(getattr(self, name)) for name in _scalar_names(type(self))}
 
     def array_fields(self) -> list[np.ndarray]:
         """Array fields in ``ARRAYS`` order, each C-contiguous."""
@@ -75,7 +70,18 @@ def register(cls: type[Message]) -> type[Message]:
     return cls
 
 
+_PLAIN = (int, float, str, bool, type(None))
+
+
+@functools.cache
+def _scalar_names(cls: type[Message]) -> tuple[str, ...]:
+    """Non-array, non-header field names in declaration order (computed once per class)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "header" and f.name not in cls.ARRAYS)
+
+
 def _to_plain(value: Any) -> Any:
+    if type(value) in _PLAIN:  # the common case, first: this runs on every publish
+        return value
     if isinstance(value, Message):
         return {"header": dataclasses.asdict(value.header), **value.scalar_fields()}
     if isinstance(value, (list, tuple)):

@@ -137,8 +137,6 @@ class Publisher(Generic[M]):
             msg.header.stamp_ns = self._clock()
         frames = wire.encode(self.topic, msg, max_message_bytes=self._max_bytes)
         copy = msg.nbytes() < ZERO_COPY_MIN_BYTES
-        if self._sock.poll(0, zmq.POLLIN):
-            self._read_subscriptions(0)
         if self.reliable:
             while True:
                 try:
@@ -151,6 +149,8 @@ class Publisher(Generic[M]):
                     self._sock.poll(50, zmq.POLLOUT)
         else:
             self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=copy)
+        if self._sock.get(zmq.EVENTS) & zmq.POLLIN:  # (un)subscriptions: after the send, off its path
+            self._read_subscriptions(0)
         self.stats.count += 1
         self.stats.bytes += sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
         return True
@@ -208,6 +208,10 @@ class Subscription(Generic[M]):
         """
         while True:
             if self.reliable and len(self._queue) >= RELIABLE_HWM:
+                return
+            # ask before reading: a failed non-blocking recv raises, and building that exception
+            # costs more than the whole receive on the latency path
+            if not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
                 return
             try:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)

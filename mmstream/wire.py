@@ -13,6 +13,7 @@ This module imports no zmq: it works on lists of bytes-like objects.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,20 +83,10 @@ def decode(frames: Sequence[Any], *, max_message_bytes: int = DEFAULT_MAX_MESSAG
                         f"{len(specs) if isinstance(specs, list) else '?'} buffers, got {len(views) - 2}")
     arrays = []
     for i, (spec, view) in enumerate(zip(specs, views[2:])):
-        try:
-            dtype_str, shape = spec
-            if dtype_str not in _ALLOWED_DTYPES:
-                raise ValueError(f"dtype {dtype_str!r} not allowed")
-            dtype = np.dtype(dtype_str)
-            shape = tuple(int(s) for s in shape)
-            if any(s < 0 for s in shape):
-                raise ValueError("negative dimension")
-        except (TypeError, ValueError) as exc:
-            raise WireError("bad-header", f"{schema} on {topic!r}: buffer {i} spec {spec!r}: {exc}") from None
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        dtype, shape, expected = _array_spec(schema, topic, i, spec)
         if view.nbytes != expected:
             raise WireError("truncated", f"{schema} on {topic!r}: buffer {i} has {view.nbytes} bytes, "
-                            f"expected {expected} for {dtype_str}{list(shape)}")
+                            f"expected {expected} for {spec[0]}{list(shape)}")
         arrays.append(np.frombuffer(view, dtype=dtype).reshape(shape))
     t, q, f = header["t"], header["q"], header["f"]
     if not (isinstance(t, int) and isinstance(q, int) and isinstance(f, str)) or not isinstance(header["d"], dict):
@@ -105,6 +96,33 @@ def decode(frames: Sequence[Any], *, max_message_bytes: int = DEFAULT_MAX_MESSAG
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise WireError("bad-fields", f"{schema} on {topic!r}: {exc}") from None
     return topic, msg
+
+
+_SPECS: dict[tuple[str, tuple[int, ...]], tuple[np.dtype, tuple[int, ...], int]] = {}
+
+
+def _array_spec(schema: str, topic: str, i: int, spec: Any) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape, byte size) for one ``[dtype, shape]`` entry, validated; cached, since a
+    stream repeats the same few specs and this runs on every message's latency path."""
+    try:
+        dtype_str, shape = spec
+        key = (dtype_str, tuple(shape))
+        hit = _SPECS.get(key)
+        if hit is not None:
+            return hit
+        if dtype_str not in _ALLOWED_DTYPES:
+            raise ValueError(f"dtype {dtype_str!r} not allowed")
+        dims = tuple(int(s) for s in shape)
+        if any(s < 0 for s in dims) or any(type(s) is not int for s in shape):
+            raise ValueError("dimensions must be non-negative integers")
+        dtype = np.dtype(dtype_str)
+    except (TypeError, ValueError) as exc:
+        raise WireError("bad-header", f"{schema} on {topic!r}: buffer {i} spec {spec!r}: {exc}") from None
+    found = (dtype, dims, math.prod(dims) * dtype.itemsize)
+    if len(_SPECS) >= 1024:  # bounded: a sender cycling through shapes cannot grow it without limit
+        _SPECS.clear()
+    _SPECS[key] = found
+    return found
 
 
 def peek_stamp(frames: Sequence[Any]) -> tuple[int, int] | None:
