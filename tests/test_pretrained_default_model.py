@@ -158,3 +158,31 @@ def test_gray_frames_and_stereo_48k_audio(pipeline: InferencePipeline, sample: l
     res = pipeline.run([odd]).results[0]
     assert res.presence == {"video": True, "audio": True, "text": True}
     assert res.top[0] == "happy" and res.contribution["audio"] > 0.1
+
+
+def test_overlapping_windows_scan_each_source_frame_once() -> None:
+    """1 s windows every 0.5 s, cut by the synchronizer from the sample bag: the second half of
+    each window is the first half of the next, and its faces come from the per-frame cache."""
+    from mmstream.sync.config import SyncConfig
+    from mmstream.train.dataset import bag_windows
+
+    pipe = InferencePipeline.open(default_model_dir(root=fetched_models()), backend="onnxruntime", fallback="none")
+    pre = pipe.preprocessor
+    windows = list(bag_windows(Path(__file__).parents[1] / "mmstream" / "data" / "sample.mcap", SyncConfig()))
+    assert len(windows) > 10
+    scanned: list[int] = []
+    update = pre.tracker.update
+    pre.tracker.update = lambda gray: (scanned.append(1), update(gray))[1]  # count tracker updates
+    used: set[int] = set()
+    for w in windows:
+        used |= {int(w.frame_stamps_ns[i]) for i in pre._slot_indices(w)}
+        feed = pre.prepare([w])
+        if w.frame_mask.all():  # (the first and last windows are partly before/after the video)
+            assert feed["face_mask"][0].sum() == pre.face_slots  # every slot still has the face
+    assert len(scanned) == len(used)  # each source frame scanned exactly once
+    assert len(used) <= len(windows) * pre.face_slots * 0.6  # about half are shared with the previous window
+    # the cached faces are the faces: a fresh preprocessor on one window alone gives the same crops
+    fresh = InferencePipeline.open(default_model_dir(root=fetched_models()), backend="onnxruntime",
+                                   fallback="none").preprocessor
+    w = windows[len(windows) // 2]
+    np.testing.assert_allclose(fresh.prepare([w])["face_mask"], pre.prepare([w])["face_mask"])

@@ -1,9 +1,11 @@
 """Preprocessing of the default pretrained model (kind ``pretrained_default``): numpy + OpenCV + ONNX Runtime.
 
 Per window:
-  video  up to ``face_slots`` evenly spaced frames with ``frame_mask`` set; in each, the Haar tracker
-         finds faces (at ``detect_side_px``, tracking between full scans); the main face (largest,
-         most central) is cropped as fer does and normalized to [-1, 1]. No face -> slot masked.
+  video  up to ``face_slots`` frames with ``frame_mask`` set, one per equal part of the window on a
+         time grid anchored at zero (so overlapping windows share frames, and each source frame is
+         scanned once: results are cached by frame stamp); in each, the Haar tracker finds faces
+         (at ``detect_side_px``, tracking between full scans); the main face (largest, most
+         central) is cropped as fer does and normalized to [-1, 1]. No face -> slot masked.
   audio  Silero VAD over the window's audio gives per-32 ms speech probabilities; the window's
          speech_prob is their 80th percentile; prosody cues come from the frames VAD calls speech.
          No real audio -> audio_present 0; silence -> speech_prob ~0, which gates the audio expert off.
@@ -17,6 +19,7 @@ The VAD restarts per window.
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,8 @@ import numpy as np
 from mmstream.errors import ModelError
 from mmstream.messages import Window
 from mmstream.preprocess import Preprocessor, WindowResult, register_preprocessor
-from mmstream.pretrained.face_detect import FaceDetector, FaceTracker, crop_face, main_face, normalize_face, to_gray
+from mmstream.pretrained.face_detect import (FaceBox, FaceDetector, FaceTracker, crop_face, main_face, normalize_face,
+                                             to_gray)
 from mmstream.pretrained.prosody import prosody_cues
 from mmstream.pretrained.text_sentiment import TextSentiment
 from mmstream.pretrained.vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad, resample_linear
@@ -56,14 +60,54 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         self._last_end_ns = 0
         self._boxes: list[tuple[np.ndarray, int, int]] = []  # per window of the last prepare()
         self._last_feed: dict[str, np.ndarray] | None = None
+        self._face_cache: collections.OrderedDict[int, tuple] = collections.OrderedDict()  # frame stamp -> face
 
     # ------------------------------------------------------------------ video
     def _slot_indices(self, w: Window) -> list[int]:
+        """Up to ``face_slots`` frames, one per equal part of the window.
+
+        The parts lie on a grid anchored at time zero, not at the window start, so overlapping
+        windows (hop < length) pick the *same* source frames where they overlap and the per-frame
+        cache answers for them: with the default 1 s / 0.5 s windows half the faces are reused.
+        """
         real = [i for i in range(w.frames.shape[0]) if bool(w.frame_mask[i])] if w.frames.ndim == 4 else []
         if len(real) <= self.face_slots:
             return real
-        pick = np.linspace(0, len(real) - 1, self.face_slots).round().astype(int)
-        return [real[i] for i in pick]
+        stamps = [int(w.frame_stamps_ns[i]) for i in real]
+        period = (w.end_ns - w.start_ns) // self.face_slots
+        if period <= 0 or not all(stamps):  # no stamps to anchor on: spread over the window
+            pick = np.linspace(0, len(real) - 1, self.face_slots).round().astype(int)
+            return [real[i] for i in pick]
+        first = -(-w.start_ns // period)  # first grid line at or after the window start
+        picks: list[int] = []
+        for k in range(self.face_slots):
+            centre = (first + k) * period + period // 2
+            if centre >= w.end_ns:
+                break
+            j = min(range(len(real)), key=lambda j: abs(stamps[j] - centre))
+            if real[j] not in picks:
+                picks.append(real[j])
+        return picks
+
+    def _face_of(self, w: Window, i: int) -> tuple[np.ndarray | None, list[FaceBox], int, int]:
+        """(normalized face crop or None, faces found, width, height) of frame ``i``; each source
+        frame (by stamp) is scanned once, so the tracker sees frames once and in time order."""
+        stamp = int(w.frame_stamps_ns[i])
+        hit = self._face_cache.get(stamp) if stamp else None
+        if hit is not None:
+            return hit
+        gray = to_gray(w.frames[i], w.frame_encoding)
+        height, width = gray.shape[:2]
+        found = self.tracker.update(gray)
+        box = main_face(found, width, height)
+        face = None if box is None else normalize_face(crop_face(gray, box, size=self.face_size,
+                                                                 margin=self.face_margin))
+        result = (face, found, width, height)
+        if stamp:
+            self._face_cache[stamp] = result
+            while len(self._face_cache) > 4 * self.face_slots:
+                self._face_cache.popitem(last=False)
+        return result
 
     def _faces(self, w: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         faces = np.zeros((self.face_slots, 1, self.face_size, self.face_size), np.float32)
@@ -71,14 +115,10 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         boxes = np.zeros((0, 4), np.float32)
         height = width = 0
         for slot, i in enumerate(self._slot_indices(w)):
-            frame = w.frames[i]
-            gray = to_gray(frame, w.frame_encoding)
-            height, width = gray.shape[:2]
-            found = self.tracker.update(gray)
-            box = main_face(found, width, height)
-            if box is None:
+            face, found, width, height = self._face_of(w, i)
+            if face is None:
                 continue
-            faces[slot, 0] = normalize_face(crop_face(gray, box, size=self.face_size, margin=self.face_margin))
+            faces[slot, 0] = face
             mask[slot] = 1.0
             boxes = np.stack([b.as_array() for b in found]) if found else boxes  # boxes of the latest face frame
         return faces, mask, boxes, width, height
@@ -116,6 +156,7 @@ class PretrainedDefaultPreprocessor(Preprocessor):
             if self._last_start_ns is not None and (w.start_ns <= self._last_start_ns
                                                      or w.start_ns - self._last_end_ns > MAX_TRACK_GAP_NS):
                 self.tracker.reset()  # a replay restarted, or a gap: what was tracked is stale
+                self._face_cache.clear()
             self._last_start_ns, self._last_end_ns = w.start_ns, w.end_ns
             if w.presence.get("video", True):
                 feed["faces"][k], feed["face_mask"][k], boxes, width, height = self._faces(w)
