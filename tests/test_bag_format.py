@@ -207,3 +207,67 @@ def test_topic_cannot_change_type(tmp_path: Path) -> None:
         w.write("/camera/image", ImageFrame(Header(1, 1), "mono8", 1, 1, np.zeros((1, 1, 1), np.uint8)), 1)
         with pytest.raises(BagError, match="already holds sensor_msgs/msg/Image"):
             w.write("/camera/image", ImageFrame(Header(1, 2), "jpeg", 1, 1, np.zeros(3, np.uint8)), 2)
+
+
+def test_audio_stamped_and_foxglove_raw_audio_from_other_recorders(tmp_path: Path) -> None:
+    """Audio as the ROS 2 audio_common (AudioStamped, PortAudio formats) and Foxglove (RawAudio) record it,
+    written by rosbags from the .msg definitions, read back with their own rate/channels/format."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    types: dict = {}
+    types.update(get_types_from_msg("float32[] float32_data\nint32[] int32_data\nint32[] int24_data\n"
+                                    "int16[] int16_data\nint8[] int8_data\nuint8[] uint8_data\n",
+                                    "audio_common_msgs/msg/AudioData"))
+    types.update(get_types_from_msg("int32 format\nint32 channels\nint32 rate\nint32 chunk\n",
+                                    "audio_common_msgs/msg/AudioInfo"))
+    types.update(get_types_from_msg("audio_common_msgs/AudioData audio_data\naudio_common_msgs/AudioInfo info\n",
+                                    "audio_common_msgs/msg/Audio"))
+    types.update(get_types_from_msg("std_msgs/Header header\naudio_common_msgs/Audio audio\n",
+                                    "audio_common_msgs/msg/AudioStamped"))
+    types.update(get_types_from_msg("builtin_interfaces/Time timestamp\nuint8[] data\nstring format\n"
+                                    "uint32 sample_rate\nuint32 number_of_channels\n", "foxglove_msgs/msg/RawAudio"))
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    ts.register(types)
+    T = ts.types
+    stereo = np.stack([np.arange(320, dtype=np.int16), -np.arange(320, dtype=np.int16)], axis=1)  # 320 frames × 2
+    floats = np.linspace(-0.5, 0.5, 160, dtype=np.float32)
+    empty = {k: np.zeros(0, d) for k, d in (("float32_data", np.float32), ("int32_data", np.int32),
+                                            ("int24_data", np.int32), ("int16_data", np.int16),
+                                            ("int8_data", np.int8), ("uint8_data", np.uint8))}
+
+    def stamped(t_ns: int, fmt: int, channels: int, rate: int, **data: np.ndarray):  # noqa: ANN202
+        return T["audio_common_msgs/msg/AudioStamped"](
+            header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=t_ns // 10**9,
+                                                                                  nanosec=t_ns % 10**9), frame_id="mic"),
+            audio=T["audio_common_msgs/msg/Audio"](audio_data=T["audio_common_msgs/msg/AudioData"](**{**empty, **data}),
+                                                   info=T["audio_common_msgs/msg/AudioInfo"](format=fmt, channels=channels,
+                                                                                             rate=rate, chunk=0)))
+
+    bag = tmp_path / "audio_bag"
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        c1 = w.add_connection("/audio", "audio_common_msgs/msg/AudioStamped", typestore=ts)
+        c2 = w.add_connection("/foxglove/audio", "foxglove_msgs/msg/RawAudio", typestore=ts)
+        w.write(c1, T0, ts.serialize_cdr(stamped(T0, 8, 2, 48000, int16_data=stereo.reshape(-1)),
+                                         "audio_common_msgs/msg/AudioStamped"))
+        w.write(c1, T0 + 10**7, ts.serialize_cdr(stamped(T0 + 10**7, 1, 1, 16000, float32_data=floats),
+                                                 "audio_common_msgs/msg/AudioStamped"))
+        w.write(c1, T0 + 2 * 10**7, ts.serialize_cdr(stamped(T0 + 2 * 10**7, 4, 1, 16000),  # paInt24: unsupported
+                                                     "audio_common_msgs/msg/AudioStamped"))
+        raw = T["foxglove_msgs/msg/RawAudio"](timestamp=T["builtin_interfaces/msg/Time"](sec=T0 // 10**9, nanosec=5),
+                                              data=stereo.astype("<i2").reshape(-1).view(np.uint8), format="pcm-s16",
+                                              sample_rate=44100, number_of_channels=2)
+        w.write(c2, T0, ts.serialize_cdr(raw, "foxglove_msgs/msg/RawAudio"))
+    reader = BagReader(bag)
+    got = {(m.topic, m.msg.header.stamp_ns): m.msg for m in reader.messages()}
+    a = got[("/audio", T0)]
+    assert (a.sample_rate_hz, a.channels, a.samples.dtype) == (48000, 2, np.int16)
+    np.testing.assert_array_equal(a.samples, stereo)
+    f = got[("/audio", T0 + 10**7)]
+    assert (f.sample_rate_hz, f.channels) == (16000, 1)
+    np.testing.assert_array_equal(f.samples[:, 0], floats)
+    r = got[("/foxglove/audio", T0 // 10**9 * 10**9 + 5)]
+    assert (r.sample_rate_hz, r.channels) == (44100, 2)
+    np.testing.assert_array_equal(r.samples, stereo)
+    # the paInt24 chunk is reported by name and skipped; the rest played
+    assert len(reader.problems) == 1 and "PortAudio sample format 4" in reader.problems[0] and "/audio" in reader.problems[0]

@@ -40,6 +40,7 @@ PKG = "mmstream_msgs/msg/"
 AUDIO_DATA_STAMPED = "audio_common_msgs/msg/AudioDataStamped"
 AUDIO_DATA = "audio_common_msgs/msg/AudioData"
 AUDIO_STAMPED = "audio_common_msgs/msg/AudioStamped"
+FOXGLOVE_RAW_AUDIO = "foxglove_msgs/msg/RawAudio"
 
 #: sensor_msgs/Image encodings we decode -> (numpy dtype, channels)
 IMAGE_ENCODINGS: dict[str, tuple[str, int]] = {
@@ -390,6 +391,45 @@ def _audio_common_from_ros(ros: Any, seq: int, stamp_ns: int, opts: ConvertOptio
                       channels=opts.audio_channels, samples=samples)
 
 
+#: audio_common (ROS 2) AudioInfo.format holds a PortAudio sample-format constant; the samples sit
+#: in the AudioData array of that type: -> (array field, scale to float32 in [-1, 1] or None to keep)
+_PORTAUDIO_FORMATS: dict[int, tuple[str, str, float | None]] = {
+    1: ("float32_data", "f4", None),          # paFloat32
+    2: ("int32_data", "i4", 1 / 2**31),       # paInt32
+    8: ("int16_data", "i2", None),            # paInt16
+    16: ("int8_data", "i1", 1 / 2**7),        # paInt8
+}
+
+
+def _audio_stamped_from_ros(ros: Any, seq: int) -> AudioChunk:
+    """audio_common_msgs/AudioStamped (the ROS 2 audio_common): header + Audio{AudioData, AudioInfo}."""
+    audio = _get(ros, "audio")
+    info, data = _get(audio, "info"), _get(audio, "audio_data")
+    fmt, channels, rate = int(_get(info, "format")), int(_get(info, "channels")), int(_get(info, "rate"))
+    if fmt not in _PORTAUDIO_FORMATS:
+        raise ConvertError(f"{AUDIO_STAMPED}: PortAudio sample format {fmt} is not supported "
+                           f"(supported: paFloat32=1, paInt32=2, paInt16=8, paInt8=16)")
+    field, dtype, scale = _PORTAUDIO_FORMATS[fmt]
+    arr = np.asarray(_get(data, field), dtype=dtype)  # decoders give arrays or lists
+    if channels <= 0 or rate <= 0 or arr.size % channels:
+        raise ConvertError(f"{AUDIO_STAMPED}: {arr.size} samples in {field} are not whole frames of {channels} "
+                           f"channel(s) at {rate} Hz")
+    samples = arr.astype(np.float32) * np.float32(scale) if scale is not None else arr
+    return AudioChunk(header=_header_from_ros(_get(ros, "header"), seq), sample_rate_hz=rate, channels=channels,
+                      samples=np.ascontiguousarray(samples.reshape(-1, channels)))
+
+
+def _raw_audio_from_ros(ros: Any, seq: int) -> AudioChunk:
+    """foxglove_msgs/RawAudio: timestamp, interleaved little-endian data, format 'pcm-s16', rate, channels."""
+    fmt = str(_get(ros, "format"))
+    if fmt != "pcm-s16":
+        raise ConvertError(f"{FOXGLOVE_RAW_AUDIO}: format {fmt!r} is not supported (supported: 'pcm-s16')")
+    channels = int(_get(ros, "number_of_channels"))
+    return AudioChunk(header=Header(stamp_ns=stamp_from_ros(_get(ros, "timestamp")), seq=seq),
+                      sample_rate_hz=int(_get(ros, "sample_rate")), channels=channels,
+                      samples=_samples(_bytes(_get(ros, "data")), "S16LE", channels))
+
+
 # --------------------------------------------------------------------------- dispatch
 
 _TO_ROS: dict[type[Message], Callable[[Any], tuple[str, dict[str, Any]]]] = {
@@ -402,7 +442,7 @@ ROS_TO_CLASS: dict[str, type[Message]] = {
     IMAGE: ImageFrame, COMPRESSED_IMAGE: ImageFrame, CLOCK: Clock, STRING: TextUtterance,
     PKG + "AudioChunk": AudioChunk, PKG + "TextUtterance": TextUtterance, PKG + "Window": Window,
     PKG + "EmotionEstimate": EmotionEstimate, PKG + "Detections": Detections, PKG + "NodeStats": NodeStats,
-    AUDIO_DATA_STAMPED: AudioChunk, AUDIO_DATA: AudioChunk,
+    AUDIO_DATA_STAMPED: AudioChunk, AUDIO_DATA: AudioChunk, AUDIO_STAMPED: AudioChunk, FOXGLOVE_RAW_AUDIO: AudioChunk,
 }
 
 
@@ -466,6 +506,10 @@ def from_ros(ros_type: str, ros: Any, *, seq: int = 0, log_time_ns: int = 0,
             return _audio_common_from_ros(_get(ros, "audio"), seq, stamp, options)
         if t == AUDIO_DATA:
             return _audio_common_from_ros(ros, seq, log_time_ns, options)
+        if t == AUDIO_STAMPED:
+            return _audio_stamped_from_ros(ros, seq)
+        if t == FOXGLOVE_RAW_AUDIO:
+            return _raw_audio_from_ros(ros, seq)
     except ConvertError:
         raise
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
