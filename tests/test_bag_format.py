@@ -116,6 +116,13 @@ def test_rosbags_bag_directory_plays_with_topic_map(tmp_path: Path, storage: str
     info = bag_info(bag)
     assert {t["topic"]: t["count"] for t in info["topics"]}["/camera/image_raw"] == counts["image"]
     assert info["duration_s"] == pytest.approx(2.0, abs=0.1)
+    rates = {t["topic"]: t["rate_hz"] for t in info["topics"]}  # per topic, the same for both storages
+    assert rates["/camera/image_raw"] == pytest.approx(15.0) and rates["/audio/audio"] == pytest.approx(50.0)
+    assert rates["/speech/text"] == pytest.approx(1.0)  # two utterances 1 s apart
+    text = format_info(info)
+    assert "2023-11-14 22:13:20.000 UTC" in text
+    if storage == "sqlite3":
+        assert info["metadata"]["rosbag2"]["storage_identifier"] == "sqlite3"
 
 
 @pytest.mark.parametrize("encoding,channels,dtype,expect", [

@@ -47,7 +47,7 @@ def bag_info(path: str | Path, *, exact_rates: bool = True) -> dict[str, Any]:
     """
     reader = BagReader(path)
     if reader._sqlite is not None:  # noqa: SLF001
-        return _sqlite_info(path, reader)
+        return _sqlite_info(path, reader, exact_rates=exact_rates)
     topics: dict[str, TopicInfo] = {}
     metadata: dict[str, dict[str, str]] = {}
     start_ns: int | None = None
@@ -100,20 +100,26 @@ def bag_info(path: str | Path, *, exact_rates: bool = True) -> dict[str, Any]:
     }
 
 
-def _sqlite_info(path: str | Path, reader: BagReader) -> dict[str, Any]:
+def _sqlite_info(path: str | Path, reader: BagReader, *, exact_rates: bool) -> dict[str, Any]:
     bag = reader._sqlite  # noqa: SLF001
     assert bag is not None
     duration_s = (bag.end_ns - bag.start_ns) / 1e9
     counts, types = bag.topic_counts(), bag.topic_types()
+    ranges = bag.topic_ranges() if exact_rates else {}
+
+    def rate(topic: str, n: int) -> float:  # per topic, like the MCAP path: (n - 1) / (last - first)
+        first, last = ranges.get(topic, (bag.start_ns, bag.end_ns))
+        return round((n - 1) * 1e9 / (last - first), 3) if n > 1 and last > first else 0.0
+
     return {
         "path": str(path), "files": [str(f) for f in reader.files],
         "size_bytes": sum(f.stat().st_size for f in reader.files), "complete": True,
         "start_ns": bag.start_ns, "end_ns": bag.end_ns, "duration_s": round(duration_s, 6),
         "message_count": sum(counts.values()),
         "topics": [{"topic": t, "type": types[t], "count": n,
-                    "rate_hz": round((n - 1) / duration_s, 3) if n > 1 and duration_s > 0 else 0.0,
+                    "rate_hz": rate(t, n),
                     "supported": convert.is_supported(types[t])} for t, n in sorted(counts.items())],
-        "metadata": {}, "problems": reader.problems,
+        "metadata": {"rosbag2": bag.metadata()} if bag.metadata() else {}, "problems": reader.problems,
     }
 
 
@@ -125,14 +131,30 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
+def _when(ns: int | None) -> str:
+    """``2023-11-14 22:13:20.000 UTC (1700000000.000000000 s)``, as ``ros2 bag info`` shows times."""
+    if ns is None:
+        return "-"
+    import datetime
+
+    utc = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.timezone.utc)
+    return f"{utc:%Y-%m-%d %H:%M:%S}.{ns % 1_000_000_000 // 1_000_000:03d} UTC ({ns // 10**9}.{ns % 10**9:09d} s)"
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """One line, at most ``limit`` characters (metadata values may be whole YAML documents)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else f"{text[:limit - 3]}... ({len(str(value))} chars)"
+
+
 def format_info(info: dict[str, Any]) -> str:
     """A human-readable table, like ``ros2 bag info``."""
     lines = [
         f"Files:       {', '.join(info['files'])}",
         f"Size:        {_human_bytes(info['size_bytes'])}" + ("" if info["complete"] else "  (incomplete: no summary)"),
         f"Duration:    {info['duration_s']:.3f} s",
-        f"Start:       {info['start_ns']} ns" if info["start_ns"] is not None else "Start:       -",
-        f"End:         {info['end_ns']} ns" if info["end_ns"] is not None else "End:         -",
+        f"Start:       {_when(info['start_ns'])}",
+        f"End:         {_when(info['end_ns'])}",
         f"Messages:    {info['message_count']}",
         "Topics:",
     ]
@@ -145,7 +167,7 @@ def format_info(info: dict[str, Any]) -> str:
     if info["metadata"]:
         lines.append("Metadata:")
         for name, rec in sorted(info["metadata"].items()):
-            keys = ", ".join(f"{k}={v if len(str(v)) <= 40 else str(v)[:37] + '...'}" for k, v in sorted(rec.items()))
+            keys = ", ".join(f"{k}={_short(v)}" for k, v in sorted(rec.items()))
             lines.append(f"  {name}: {keys}")
     for p in info["problems"]:
         lines.append(f"Problem: {p}")

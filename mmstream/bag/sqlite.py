@@ -65,6 +65,25 @@ class SqliteBag:
             out[c.topic] = out.get(c.topic, 0) + c.msgcount
         return out
 
+    def topic_ranges(self) -> dict[str, tuple[int, int]]:
+        """{topic: (first, last) log time}, from the index alone (messages are not deserialized)."""
+        out: dict[str, tuple[int, int]] = {}
+        for conn, t, _raw in self._reader.messages():
+            first, last = out.get(conn.topic, (t, t))
+            out[conn.topic] = (min(first, t), max(last, t))
+        return out
+
+    def metadata(self) -> dict[str, str]:
+        """What metadata.yaml says about the recording (rosbag2 version, storage, ROS distro, ...)."""
+        import yaml
+
+        try:
+            doc = yaml.safe_load((self.directory / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            return {}
+        keys = ("version", "storage_identifier", "ros_distro", "compression_format", "compression_mode")
+        return {k: str(doc[k]) for k in keys if doc.get(k) not in (None, "")}
+
     @property
     def start_ns(self) -> int:
         return int(self._reader.start_time)
