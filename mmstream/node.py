@@ -381,6 +381,8 @@ class Node:
                          **end.stats.snapshot()}
                 if direction == "pub":
                     entry["subscribers"] = end.subscription_count
+                elif self._sim_clock is not None:
+                    entry["clock"] = "sim"  # latency measured on the bag clock: ticks, not a delay
                 topics.append(entry)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return NodeStats(node=self.name, pid=os.getpid(), state="running",

@@ -185,9 +185,25 @@ def test_latency_of_replayed_stamps_is_not_shown_as_a_delay(run_dir: Path) -> No
          "latency_p50_ms": 59929954999.0, "latency_p99_ms": 59929955008.3},
         {"topic": "/microphone/audio", "direction": "sub", "rate_hz": 50.0, "drops": 0, "rejected": 0,
          "latency_p50_ms": 3.25, "latency_p99_ms": 12.0}]))
+    state.on_stats(NodeStats(node="synchronizer", topics=[  # on the bag clock: ticks, negative or not
+        {"topic": "/text/utterance", "direction": "sub", "rate_hz": 0.3, "drops": 0, "rejected": 0,
+         "latency_p50_ms": -6.7, "latency_p99_ms": -3.3, "clock": "sim"}]))
     from mmstream.viz.monitor import plain_lines
 
     lines = [x for x in plain_lines(state) if x.startswith("topic")]
     assert lines[0].split() == ["topic", "/camera/image", "sub", "bridge", "30.0", "Hz", "drops", "2", "p50",
                                 "bag-time", "ms", "p99", "bag-time", "ms"]
     assert "p50 3.2 ms p99 12.0 ms" in lines[1] or "p50 3.3 ms p99 12.0 ms" in lines[1]
+    assert lines[2].split()[-8:] == ["drops", "0", "p50", "sim", "ms", "p99", "sim", "ms"]
+
+
+def test_a_sim_time_node_marks_its_subscriptions_clock(run_dir: Path) -> None:
+    from mmstream.messages import TextUtterance
+    from mmstream.node import Node
+
+    with Node("replayed", run_dir=run_dir, params={"use_sim_time": True}) as sim, \
+            Node("live", run_dir=run_dir) as live:
+        sim.create_subscription(TextUtterance, "/t", lambda m: None)
+        live.create_subscription(TextUtterance, "/t", lambda m: None)
+        assert [t.get("clock") for t in sim.stats().topics if t["topic"] == "/t"] == ["sim"]
+        assert [t.get("clock") for t in live.stats().topics if t["topic"] == "/t"] == [None]

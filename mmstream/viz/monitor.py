@@ -123,7 +123,8 @@ class GraphState:
                     continue
                 rows.append({"topic": topic, "node": name, "dir": t.get("direction", ""),
                              "rate_hz": t.get("rate_hz"), "drops": t.get("drops", 0), "rejected": t.get("rejected", 0),
-                             "p50_ms": t.get("latency_p50_ms"), "p99_ms": t.get("latency_p99_ms")})
+                             "p50_ms": t.get("latency_p50_ms"), "p99_ms": t.get("latency_p99_ms"),
+                             "clock": t.get("clock", "host")})
         rows.sort(key=lambda r: (r["topic"], r["dir"] != "pub", r["node"]))
         return rows
 
@@ -146,7 +147,12 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 _LATENCY_OTHER_CLOCK_MS = 3_600_000.0
 
 
-def _fmt_latency(value: float | None) -> str:
+def _fmt_latency(value: float | None, clock: str = "host") -> str:
+    """A latency in ms; ``sim`` for subscribers on the bag clock (whose "latency" is bag time between
+    a message's stamp and the clock tick, not a delay) and ``bag-time`` for host-clock subscribers
+    receiving bag stamps."""
+    if value is not None and clock == "sim":
+        return "sim"
     if value is not None and abs(value) > _LATENCY_OTHER_CLOCK_MS:
         return "bag-time"
     return _fmt(value)
@@ -178,7 +184,8 @@ def plain_lines(state: GraphState) -> list[str]:
                    f"cpu {_fmt(n.cpu_s)}s")
     for r in state.topic_rows():
         out.append(f"topic {r['topic']:<26} {r['dir']:<3} {r['node']:<18} {_fmt(r['rate_hz'])} Hz "
-                   f"drops {r['drops']} p50 {_fmt_latency(r['p50_ms'])} ms p99 {_fmt_latency(r['p99_ms'])} ms")
+                   f"drops {r['drops']} p50 {_fmt_latency(r['p50_ms'], r['clock'])} ms "
+                   f"p99 {_fmt_latency(r['p99_ms'], r['clock'])} ms")
     out += [f"emotion {line}" for line in emotion_lines(state.emotion)]
     return out
 
@@ -216,7 +223,7 @@ def render(state: GraphState) -> Any:
         topics.add_row(r["topic"], r["dir"], r["node"], _fmt(r["rate_hz"]),
                        Text(str(r["drops"]), style="red" if r["drops"] else ""),
                        Text(str(r["rejected"]), style="red" if r["rejected"] else ""),
-                       _fmt_latency(r["p50_ms"]), _fmt_latency(r["p99_ms"]))
+                       _fmt_latency(r["p50_ms"], r["clock"]), _fmt_latency(r["p99_ms"], r["clock"]))
     emo = Text("\n".join(emotion_lines(state.emotion)))
     age = "" if state.emotion_received_s is None else f" ({time.monotonic() - state.emotion_received_s:.1f} s ago)"
     header = Text(f"mmstream monitor · {state.run_dir} · {time.strftime('%H:%M:%S')} · Ctrl-C to quit",
