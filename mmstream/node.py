@@ -187,12 +187,18 @@ class Node:
         return self._remap.get(topic, topic)
 
     def create_publisher(self, msg_type: type[M], topic: str, *, reliable: bool = False,
-                         hwm: int | None = None) -> Publisher[M]:
-        """A publisher of ``msg_type`` on ``topic`` (after remapping). ``reliable``: wait, never drop."""
+                         hwm: int | None = None, hold_first_for: int = 0,
+                         hold_timeout_s: float = 10.0) -> Publisher[M]:
+        """A publisher of ``msg_type`` on ``topic`` (after remapping). ``reliable``: wait, never drop.
+
+        ``hold_first_for=N``: the first :meth:`~Publisher.publish` waits (up to ``hold_timeout_s``)
+        until N subscribers are connected, so a consumer that starts later loses nothing (replay).
+        """
         topic = self.resolve_topic(topic)
         pub: Publisher[M] = Publisher(self._ctx, topic, msg_type, endpoint=graph.topic_endpoint(topic, self.run_dir),
                                       reliable=reliable, hwm=hwm, max_message_bytes=self.params["max_message_bytes"],
-                                      clock=self.now_ns, is_shutdown=lambda: self._shutdown)
+                                      clock=self.now_ns, is_shutdown=lambda: self._shutdown,
+                                      hold_first_for=hold_first_for, hold_timeout_s=hold_timeout_s, log=self.log)
         self._publishers.append(pub)
         if self._registered:
             self._write_record()

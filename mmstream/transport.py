@@ -73,7 +73,9 @@ class Publisher(Generic[M]):
     def __init__(self, ctx: zmq.Context, topic: str, msg_type: type[M], *, endpoint: str,
                  reliable: bool = False, hwm: int | None = None,
                  max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES,
-                 clock: Callable[[], int], is_shutdown: Callable[[], bool] = lambda: False) -> None:
+                 clock: Callable[[], int], is_shutdown: Callable[[], bool] = lambda: False,
+                 hold_first_for: int = 0, hold_timeout_s: float = 10.0,
+                 log: logging.Logger | None = None) -> None:
         self.topic = topic
         self.msg_type = msg_type
         self.endpoint = endpoint
@@ -84,6 +86,11 @@ class Publisher(Generic[M]):
         self._is_shutdown = is_shutdown
         self._max_bytes = max_message_bytes
         self._subscribers = 0
+        # hold the first message until this many subscribers are connected (a replayed graph whose
+        # consumer starts late loses nothing); once only, so a consumer leaving later changes nothing
+        self._hold_first_for = hold_first_for
+        self._hold_timeout_s = hold_timeout_s
+        self._log = log or logging.getLogger("mmstream.transport")
         self._sock = ctx.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, hwm or (RELIABLE_HWM if reliable else SENSOR_HWM))
         self._sock.setsockopt(zmq.LINGER, 1000 if reliable else 200)  # flush what is queued at close
@@ -131,6 +138,11 @@ class Publisher(Generic[M]):
         if not isinstance(msg, self.msg_type):
             raise TypeError(f"publisher of {self.topic!r} sends {self.msg_type.__name__}, "
                             f"got {type(msg).__name__}")
+        if self._hold_first_for:
+            want, self._hold_first_for = self._hold_first_for, 0
+            if not self.wait_for_subscribers(want, self._hold_timeout_s):
+                self._log.warning("%s: publishing without waiting further: %d of %d subscriber(s) connected "
+                                  "after %.1f s", self.topic, self._subscribers, want, self._hold_timeout_s)
         self._seq += 1
         msg.header.seq = self._seq
         if msg.header.stamp_ns == 0:

@@ -24,10 +24,13 @@ PARAMS = [
     Param("intra_op_threads", 2, min=1, max=64, doc="onnxruntime intra-op threads"),
     Param("precision", "fp16", choices=("fp16", "fp32"), doc="tensorrt precision"),
     Param("max_batch", 8, min=1, max=256, doc="largest micro-batch"),
-    Param("reliable", False, doc="subscribe to windows reliably (no drops; use on replay)"),
+    Param("reliable", False, doc="receive every window and publish every estimate, waiting instead of dropping "
+                                 "(use on replay)"),
     Param("keep_last", 16, min=1, doc="windows kept when not reliable"),
     Param("verify", True, doc="check the backend against the package's golden.npz at start"),
     Param("print_estimates", True, doc="log one line per emotion estimate"),
+    Param("hold_first_estimate", False, doc="the first estimate waits (up to 10 s) for a subscriber of "
+                                            "/perception/emotion (replay: a late consumer misses nothing)"),
     Param("window_topic", "/sync/window", type=str),
 ]
 
@@ -50,7 +53,8 @@ def setup(node: Node) -> dict:
     pipeline.backend.warmup((1,), iterations=2)
     node.log.info("model %s on %s: %s", p["model"], pipeline.backend_name, pipeline.backend.info())
     node.on_shutdown(pipeline.close)
-    emotion = node.create_publisher(EmotionEstimate, "/perception/emotion")
+    emotion = node.create_publisher(EmotionEstimate, "/perception/emotion", reliable=p["reliable"],
+                                    hold_first_for=1 if p["hold_first_estimate"] else 0)
     detections = node.create_publisher(Detections, "/perception/detections")
     queue: collections.deque[tuple[Window, float]] = collections.deque()
     node.create_subscription(Window, p["window_topic"], lambda w: queue.append((w, time.perf_counter())),

@@ -40,6 +40,8 @@ PARAMS = [
     Param("queue", 32, min=1, doc="keep_last of each input subscription"),
     Param("reliable_input", False, doc="receive every input message (bag replay) instead of the newest `queue`"),
     Param("reliable_output", False, doc="windows wait for slow subscribers instead of being dropped"),
+    Param("hold_first_window", False, doc="the first window waits (up to 10 s) for a subscriber (replay: "
+                                          "a consumer that starts late misses nothing)"),
 ]
 
 
@@ -63,7 +65,8 @@ def setup(node: Node) -> None:
     p = node.params
     cfg = config_from_params(p)
     sync = WindowSynchronizer(cfg)
-    pub = node.create_publisher(Window, "/sync/window", reliable=p["reliable_output"])
+    pub = node.create_publisher(Window, "/sync/window", reliable=p["reliable_output"],
+                                hold_first_for=1 if p["hold_first_window"] else 0)
     state = {"last_now": None, "reported": {}}
 
     def emit(now: int) -> None:
