@@ -45,9 +45,19 @@ from mmstream.transport import Publisher, Subscription
 M = TypeVar("M", bound=Message)
 
 CLOCK_TOPIC = "/clock"
-_CLOCK_BARRIER_TIMEOUT_S = 2.0
 _TAKEOVER_S = 0.005  # the receiver thread drains sockets once the node thread is busy this long
-_SIM_HOLD_S = 0.5  # how long a message on sim time waits for the clock tick that follows it
+# On sim time a message waits for the clock tick the player sent after it, and a tick waits for the
+# messages sent before it. On a reliable subscription (replay) neither can be lost, only late: a
+# player held up by a slow consumer's backpressure stalls everything for a while, and handling a
+# message before its tick would change what the node computes. So reliable subscriptions wait long;
+# lossy ones (sensor QoS, where a message may really be gone) wait briefly.
+_SIM_WAIT_RELIABLE_S = 10.0
+_SIM_WAIT_LOSSY_S = 0.5
+_SIM_WAIT_JOINING_S = 2.0  # a subscription that has received nothing yet may have joined late
+
+
+def _sim_wait_s(sub: Subscription[Any]) -> float:
+    return _SIM_WAIT_RELIABLE_S if sub.reliable else _SIM_WAIT_LOSSY_S
 
 
 class Timer:
@@ -343,8 +353,10 @@ class Node:
                     first_seen = self._held.setdefault(sub.topic, (seq, time.monotonic()))
                     if first_seen[0] != seq:
                         first_seen = self._held[sub.topic] = (seq, time.monotonic())
-                    if time.monotonic() - first_seen[1] < _SIM_HOLD_S:
+                    if time.monotonic() - first_seen[1] < _sim_wait_s(sub):
                         continue  # the tick that follows it is on its way
+                    self.log.warning("%s seq %d: no clock tick after %.1f s; handled on the current clock "
+                                     "(replay order not guaranteed)", sub.topic, seq, _sim_wait_s(sub))
                 self._held.pop(sub.topic, None)
                 msg = sub.take()
                 if msg is not None:
@@ -356,7 +368,10 @@ class Node:
         tick, arrived_s = self._pending_ticks[0]
         for sub in self._subscriptions:
             target = tick.published_seq.get(sub.topic)
-            if target is not None and sub.last_seq < target and time.monotonic() - arrived_s < _CLOCK_BARRIER_TIMEOUT_S:
+            # (a subscription that has received nothing yet may have joined after those messages
+            # were sent: it waits only briefly)
+            wait_s = _sim_wait_s(sub) if sub.last_seq else _SIM_WAIT_JOINING_S
+            if target is not None and sub.last_seq < target and time.monotonic() - arrived_s < wait_s:
                 return False
         self._pending_ticks.pop(0)
         assert self._sim_clock is not None

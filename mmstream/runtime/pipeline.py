@@ -120,7 +120,8 @@ class InferencePipeline:
         for i, (w, r) in enumerate(zip(windows, results)):
             start = received_s[i] if received_s else t0
             latency = {"preprocess": out.preprocess_ms, "infer": out.infer_ms, "postprocess": (t3 - t2) * 1e3,
-                       "queue": max(0.0, (t0 - start) * 1e3), "total": (t3 - start) * 1e3}
+                       "queue": max(0.0, (t0 - start) * 1e3), "total": (t3 - start) * 1e3,
+                       **{f"preprocess_{k}": v for k, v in self.preprocessor.stage_ms.items()}}
             latency = {k: round(v, 3) for k, v in latency.items()}
             header = Header(stamp_ns=w.header.stamp_ns or w.end_ns, frame_id=w.header.frame_id)
             est = None
