@@ -188,3 +188,31 @@ def test_overlapping_windows_scan_each_source_frame_once() -> None:
                                    fallback="none").preprocessor
     w = windows[len(windows) // 2]
     np.testing.assert_allclose(fresh.prepare([w])["face_mask"], pre.prepare([w])["face_mask"])
+
+
+def test_vad_runs_over_the_stream_once_per_frame() -> None:
+    """Overlapping windows share their audio frames: each 32 ms frame goes through Silero once, the
+    overlap gets the same probabilities in both windows, and a gap or a jump back restarts the stream."""
+    from mmstream.preprocess.pretrained_default import VadStream
+    from mmstream.pretrained.fetch import require_file
+    from mmstream.pretrained.vad import FRAME_SAMPLES, SileroVad
+
+    vad = SileroVad(require_file("speech_activity", root=fetched_models()))
+    calls = []
+    frame_probability = vad.frame_probability
+    vad.frame_probability = lambda frame: (calls.append(1), frame_probability(frame))[1]
+    stream = VadStream(vad)
+    rng = np.random.default_rng(0)
+    audio = (0.05 * rng.standard_normal(16000 * 3)).astype(np.float32)  # 3 s of 16 kHz noise
+    t0 = 1_700_000_000_000_000_000
+    w1 = stream.window(audio[:16000], t0)                       # [0, 1) s
+    w2 = stream.window(audio[8000:24000], t0 + 500_000_000)     # [0.5, 1.5) s
+    assert len(calls) == 16000 // FRAME_SAMPLES + (24000 // FRAME_SAMPLES - 16000 // FRAME_SAMPLES)  # once each
+    (o1, p1), (o2, p2) = w1, w2
+    assert o1 == 0 and len(p1) == 16000 // FRAME_SAMPLES
+    # frame k of the stream starts at sample 512·k: the first whole frame inside [0.5, 1.5) s is k = 16
+    assert o2 == 16 * FRAME_SAMPLES - 8000
+    np.testing.assert_array_equal(p2[:len(p1) - 16], p1[16:])  # the overlap: the same numbers
+    calls.clear()
+    offset, _ = stream.window(audio[32000:48000], t0 + 2_000_000_000)  # a gap: restart on the window
+    assert offset == 0 and len(calls) == 16000 // FRAME_SAMPLES

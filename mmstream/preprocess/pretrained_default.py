@@ -6,8 +6,9 @@ Per window:
          scanned once: results are cached by frame stamp); in each, the Haar tracker finds faces
          (at ``detect_side_px``, tracking between full scans); the main face (largest, most
          central) is cropped as fer does and normalized to [-1, 1]. No face -> slot masked.
-  audio  Silero VAD over the window's audio gives per-32 ms speech probabilities; the window's
-         speech_prob is their 80th percentile; prosody cues come from the frames VAD calls speech.
+  audio  Silero VAD run over the audio stream (:class:`VadStream`: each 32 ms frame once, state
+         carried from window to window) gives the speech probabilities of the frames inside the
+         window; its speech_prob is their 80th percentile; prosody cues come from the frames VAD calls speech.
          No real audio -> audio_present 0; silence -> speech_prob ~0, which gates the audio expert off.
   text   VADER scores of the utterances overlapping the window, joined. None -> text_present 0.
          When the MiniLM text encoder was fetched (``text_encoder_dir`` in the preprocessing params,
@@ -18,7 +19,7 @@ Per window:
 The tracker keeps state across windows (the graph feeds windows in time order); a window that
 starts no later than the previous one (a replay restarting) or more than 1 s after its end
 resets it. With nothing in view, every 2nd frame slot gets a full scan (with tilted retries).
-The VAD restarts per window.
+The VAD stream restarts with it, and on a gap in the windows.
 """
 
 from __future__ import annotations
@@ -47,6 +48,43 @@ TEXT_CACHE_SIZE = 32  # texts whose scores are kept (overlapping windows share t
 log = logging.getLogger("mmstream.preprocess.pretrained_default")
 
 
+class VadStream:
+    """Silero VAD run over the audio *stream*, not per window: each 32 ms frame is computed once, on
+    a frame grid that continues from window to window with the model's recurrent state carried over
+    (as Silero is meant to run). Overlapping windows (hop < length) then cost only their new part,
+    and every window sees the same probability for the same stretch of audio. Frames are placed by
+    absolute sample index (window start on the 16 kHz grid); a gap or a jump back restarts the stream.
+    """
+
+    def __init__(self, vad: SileroVad) -> None:
+        self.vad = vad
+        self._next: int | None = None  # absolute index of the first sample of the next frame
+        self._probs: collections.OrderedDict[int, float] = collections.OrderedDict()  # frame start -> prob
+
+    def reset(self) -> None:
+        self.vad.reset()
+        self._next = None
+        self._probs.clear()
+
+    def window(self, mono16k: np.ndarray, start_ns: int) -> tuple[int, np.ndarray]:
+        """(offset of the first whole frame in the window, probabilities of the whole frames inside)."""
+        s0 = start_ns * SAMPLE_RATE_HZ // 1_000_000_000
+        end = s0 + mono16k.size
+        if self._next is None or self._next < s0 or self._next > end:  # first window, a gap, or a jump back
+            self.reset()
+            self._next = s0
+        while self._next + FRAME_SAMPLES <= end:
+            i = self._next - s0
+            self._probs[self._next] = self.vad.frame_probability(mono16k[i:i + FRAME_SAMPLES])
+            self._next += FRAME_SAMPLES
+        while self._probs and next(iter(self._probs)) < s0:  # windows come in time order: older frames are done
+            self._probs.popitem(last=False)
+        starts = [k for k in self._probs if k + FRAME_SAMPLES <= end]
+        if not starts:
+            return 0, np.zeros(0, np.float32)
+        return starts[0] - s0, np.array([self._probs[k] for k in starts], np.float32)
+
+
 @register_preprocessor("pretrained_default")
 class PretrainedDefaultPreprocessor(Preprocessor):
     def __init__(self, spec: dict[str, Any], package_dir: Path) -> None:
@@ -63,7 +101,7 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         self.tracker = FaceTracker(FaceDetector(detect_side_px=int(p.get("detect_side_px", 320))),
                                    redetect_every=int(p.get("redetect_every", 10)),
                                    empty_rescan_every=int(p.get("empty_rescan_every", 2)))
-        self.vad = SileroVad()
+        self.vad_stream = VadStream(SileroVad())
         self.text = TextSentiment()
         # packages built before text_emotion existed (builder < 5) have no such inputs: VADER only
         self._emotion_inputs = any(i.get("name") == "text_emotion" for i in spec.get("inputs", []))
@@ -143,11 +181,14 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         mono = w.audio.astype(np.float32).mean(axis=1)
         mono = resample_linear(mono, int(w.sample_rate_hz))
         real = resample_linear(w.audio_mask.astype(np.float32), int(w.sample_rate_hz)) > 0.5
-        probs = self.vad.probabilities(mono)
+        offset, probs = self.vad_stream.window(mono, w.start_ns)
         if probs.size == 0:
             return np.zeros(4, np.float32), 1.0
         speech_prob = float(np.percentile(probs, 80))
-        speech_mask = np.repeat(probs > self.speech_threshold, FRAME_SAMPLES)[:mono.size] & real[:mono.size]
+        speech_mask = np.zeros(mono.size, bool)
+        for i, p in enumerate(probs):
+            speech_mask[offset + i * FRAME_SAMPLES:offset + (i + 1) * FRAME_SAMPLES] = p > self.speech_threshold
+        speech_mask &= real[:mono.size]
         cues = prosody_cues(mono, SAMPLE_RATE_HZ, speech_mask if speech_mask.any() else None)
         return np.array([speech_prob, cues.arousal, cues.loudness, cues.pitch_var], np.float32), 1.0
 
@@ -159,7 +200,7 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         directory = (Path(package_dir) / rel).resolve() if rel else None
         if directory is not None and text_encoder_available(directory):
             log.info("text branch: VADER valence + MiniLM emotion scores (%s)", directory)
-            return TextEmotion(directory)
+            return TextEmotion(directory, threads=2)  # like the inference node's intra_op_threads default
         if rel:  # the model can use MiniLM, but it was not fetched
             log.info("text branch: VADER valence only (no MiniLM text encoder at %s; `mmstream models fetch` "
                      "without --no-minilm builds it)", directory)
@@ -194,6 +235,7 @@ class PretrainedDefaultPreprocessor(Preprocessor):
                                                      or w.start_ns - self._last_end_ns > MAX_TRACK_GAP_NS):
                 self.tracker.reset()  # a replay restarted, or a gap: what was tracked is stale
                 self._face_cache.clear()
+                self.vad_stream.reset()
             self._last_start_ns, self._last_end_ns = w.start_ns, w.end_ns
             t0 = time.perf_counter()
             if w.presence.get("video", True):
