@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmstream.errors import ModelError
-from mmstream.pretrained.fetch import staged_directory
+from mmstream.pretrained.fetch import built_with, staged_directory
 from mmstream.pretrained.face_expression import EXPRESSION_LABELS, INPUT_SIZE, MiniXception, load_keras_mini_xception
 from mmstream.pretrained.text_emotion import LABELS as TEXT_EMOTION_LABELS
 from mmstream.pretrained.text_emotion import MAX_TOKENS, PROTOTYPE_SENTENCES, TEMPERATURE, TEXT_ENCODER_SUBDIR
@@ -267,13 +267,9 @@ def build_default_package(out_dir: Path, *, files: dict[str, Path], force: bool 
     key = build_key(files)
     out_dir = Path(out_dir)
     spec_path = out_dir / "model.json"
-    if not force and spec_path.is_file() and (out_dir / "model.onnx").is_file():
-        try:
-            if json.loads(spec_path.read_text()).get("build_key") == key:
-                progress(f"[models] default model: up to date ({out_dir})")
-                return out_dir
-        except ValueError:
-            pass
+    if not force and built_with(spec_path, key, out_dir / "model.onnx"):
+        progress(f"[models] default model: up to date ({out_dir})")
+        return out_dir
     progress("[models] default model: porting the Keras face CNN to torch and exporting to ONNX ...")
     # build next to the target, then swap directories, so a reader never sees half a package
     with staged_directory(out_dir) as staging:

@@ -44,6 +44,17 @@ TEXT_ENCODER_SUBDIR = "text_encoder"  # the same as mmstream.pretrained.text_emo
 Progress = Callable[[str], None]
 
 
+def built_with(meta_path: Path, key: str, *outputs: Path) -> bool:
+    """True when the JSON at ``meta_path`` records ``build_key == key`` and every output exists:
+    what a builder checks to skip rebuilding."""
+    if not meta_path.is_file() or not all(p.is_file() for p in outputs):
+        return False
+    try:
+        return json.loads(meta_path.read_text()).get("build_key") == key
+    except ValueError:
+        return False
+
+
 @contextlib.contextmanager
 def staged_directory(out_dir: Path) -> Iterator[Path]:
     """A fresh directory beside ``out_dir`` to build into. When the block succeeds it replaces

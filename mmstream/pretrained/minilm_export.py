@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmstream.errors import ModelError
-from mmstream.pretrained.fetch import staged_directory
+from mmstream.pretrained.fetch import built_with, staged_directory
 from mmstream.pretrained.text_emotion import (ENCODER_FILE, LABELS, MAX_TOKENS, PROTOTYPE_SENTENCES, PROTOTYPES_FILE,
                                               TEMPERATURE, TOKENIZER_FILE, load_tokenizer, tokenize)
 
@@ -248,13 +248,9 @@ def build_text_encoder(out_dir: Path, *, files: dict[str, Path], force: bool = F
     key = build_key(files)
     out_dir = Path(out_dir)
     meta_path = out_dir / PROTOTYPES_FILE
-    if not force and meta_path.is_file() and (out_dir / ENCODER_FILE).is_file():
-        try:
-            if json.loads(meta_path.read_text()).get("build_key") == key:
-                progress(f"[models] text encoder: up to date ({out_dir})")
-                return out_dir
-        except ValueError:
-            pass
+    if not force and built_with(meta_path, key, out_dir / ENCODER_FILE):
+        progress(f"[models] text encoder: up to date ({out_dir})")
+        return out_dir
     progress("[models] text encoder: loading all-MiniLM-L6-v2 into torch and exporting to ONNX ...")
     t0 = time.monotonic()
     with staged_directory(out_dir) as staging:
