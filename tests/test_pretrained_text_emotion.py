@@ -114,10 +114,13 @@ def test_fetch_no_minilm_skips_it_and_list_marks_it_optional(tmp_path: Path) -> 
             dst = cached_file_path(name, root=root)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(cached_file_path(name, root=src), dst)
+    built_earlier = root / "text_encoder"  # an encoder a fetch without the flag built before
+    shutil.copytree(src / "text_encoder", built_earlier)
     out = subprocess.run([sys.executable, "-m", "mmstream.cli", "models", "fetch", "--no-minilm", "--no-build",
                           "--dir", str(root)], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "[models] minilm: skipped (--no-minilm)" in out.stdout and "downloading" not in out.stdout
+    assert not built_earlier.exists() and "removed the earlier build" in out.stdout  # VADER only from now on
     assert not cached_file_path("text_encoder_weights", root=root).exists()
     rows = {r["name"]: r for r in status(root=root)}
     assert rows["text_encoder_weights"]["state"] == "missing" and rows["text_encoder_weights"]["optional"] == "minilm"

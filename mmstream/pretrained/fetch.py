@@ -185,7 +185,7 @@ def fetch(*, root: str | Path | None = None, find_links: str | None = None, buil
     Idempotent: files already cached with the right sha256 are not downloaded again, and the
     built parts are rebuilt only when their inputs or builder version changed (or ``force``).
     Files of optional packages whose option is in ``skip_optional`` (e.g. ``{"minilm"}``) are
-    neither downloaded nor built; a text encoder built earlier stays in the cache (and is used).
+    neither downloaded nor built, and a text encoder built earlier is removed (its downloaded files stay).
     """
     root = Path(root) if root else models_dir()
     manifest = load_manifest()
@@ -247,8 +247,11 @@ def fetch(*, root: str | Path | None = None, find_links: str | None = None, buil
     for option in skipped:
         progress(f"[models] {option}: skipped (--no-{option})")
     if "minilm" in skipped and (root / TEXT_ENCODER_SUBDIR).exists():
-        progress(f"[models] text encoder: an earlier build stays at {root / TEXT_ENCODER_SUBDIR} and is used; "
-                 f"delete that directory for the VADER-only text branch")
+        # --no-minilm means a VADER-only text branch: the encoder built earlier (derived, rebuildable)
+        # goes; the downloaded files stay, so a fetch without the flag rebuilds it offline
+        shutil.rmtree(root / TEXT_ENCODER_SUBDIR)
+        progress(f"[models] text encoder: removed the earlier build at {root / TEXT_ENCODER_SUBDIR} (--no-minilm: "
+                 f"the text branch uses VADER only; fetch without --no-minilm to rebuild it)")
     default = None
     if build_default:
         if "minilm" not in skipped:
