@@ -371,8 +371,11 @@ class Node:
             # (a subscription that has received nothing yet may have joined after those messages
             # were sent: it waits only briefly)
             wait_s = _sim_wait_s(sub) if sub.last_seq else _SIM_WAIT_JOINING_S
-            if target is not None and sub.last_seq < target and time.monotonic() - arrived_s < wait_s:
-                return False
+            if target is not None and sub.last_seq < target:
+                if time.monotonic() - arrived_s < wait_s:
+                    return False
+                self.log.warning("clock tick at %d applied before %s seq %d arrived (waited %.1f s; replay order not "
+                                 "guaranteed)", tick.header.stamp_ns, sub.topic, target, wait_s)
         self._pending_ticks.pop(0)
         assert self._sim_clock is not None
         if tick.header.stamp_ns < self._sim_clock.now_ns():

@@ -85,16 +85,17 @@ def test_replays_at_different_rates_give_identical_estimates(spawn, run_dir: Pat
 
     launch = tmp_path / "replay.yaml"
     launch.write_text(REPLAY_LAUNCH.replace("BAG", str(REPO / "mmstream/data/sample.mcap")))
-    runs = []
+    runs, logs = [], []
     for speed in ("rate:=4.0", "fast:=true"):
         out = tmp_path / f"estimates_{speed.split(':')[0]}.mcap"
         proc = spawn([sys.executable, "-m", "mmstream.cli", "launch", str(launch), speed, f"out:={out}"])
         log, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, log[-3000:]
+        logs.append("\n".join(line for line in log.splitlines() if "WARNING" in line or "synchronizer stats" in line))
         estimates = [m.msg for m in BagReader(out).messages() if isinstance(m.msg, EmotionEstimate)]
         runs.append([(e.window_start_ns, e.window_end_ns, e.top_label, e.probs, e.presence, e.contribution)
                      for e in estimates])
     assert len(runs[0]) >= 20, runs[0]  # ~11.5 s of sample at a 0.5 s hop: every window, none lost
     starts = [r[0] for r in runs[0]]
     assert all(b - a == 500_000_000 for a, b in zip(starts, starts[1:])), starts  # consecutive, no gap
-    assert runs[0] == runs[1]
+    assert runs[0] == runs[1], "\n\n".join(logs)
