@@ -54,6 +54,7 @@ _TAKEOVER_S = 0.005  # the receiver thread drains sockets once the node thread i
 _SIM_WAIT_RELIABLE_S = 10.0
 _SIM_WAIT_LOSSY_S = 0.5
 _SIM_WAIT_JOINING_S = 2.0  # a subscription that has received nothing yet may have joined late
+_SIM_WAIT_FIRST_TICK_S = 0.2  # before any tick: how long a message waits for the player's first tick
 
 
 def _sim_wait_s(sub: Subscription[Any]) -> float:
@@ -165,6 +166,7 @@ class Node:
         self._pending_ticks: list[tuple[Clock, float]] = []
         self._held: dict[str, tuple[int, float]] = {}
         self._player_topics: set[str] = set()  # topics the clock source publishes (in published_seq)
+        self._unclocked_topics: set[str] = set()  # topics seen before any tick whose short wait ran out
         self._publishers: list[Publisher[Any]] = []
         self._subscriptions: list[Subscription[Any]] = []
         self._timers: list[Timer] = []
@@ -349,14 +351,22 @@ class Node:
                 if self._pending_ticks and self._pending_ticks[0][0].published_seq.get(sub.topic, 0) < seq:
                     continue  # a tick before it waits for other topics' messages
                 covered = any(t.published_seq.get(sub.topic, 0) >= seq for t, _ in self._pending_ticks)
-                if not covered and sub.topic in self._player_topics:
+                # wait for the tick that follows it: on a topic the player publishes, or briefly on any
+                # topic while no tick has come at all (the player's first tick, sent before its first
+                # message, may still be on its way on the other socket)
+                before_first_tick = not self._player_topics and sub.topic not in self._unclocked_topics
+                if not covered and (sub.topic in self._player_topics or before_first_tick):
+                    wait_s = _sim_wait_s(sub) if sub.topic in self._player_topics else _SIM_WAIT_FIRST_TICK_S
                     first_seen = self._held.setdefault(sub.topic, (seq, time.monotonic()))
                     if first_seen[0] != seq:
                         first_seen = self._held[sub.topic] = (seq, time.monotonic())
-                    if time.monotonic() - first_seen[1] < _sim_wait_s(sub):
+                    if time.monotonic() - first_seen[1] < wait_s:
                         continue  # the tick that follows it is on its way
-                    self.log.warning("%s seq %d: no clock tick after %.1f s; handled on the current clock "
-                                     "(replay order not guaranteed)", sub.topic, seq, _sim_wait_s(sub))
+                    if self._player_topics:
+                        self.log.warning("%s seq %d: no clock tick after %.1f s; handled on the current clock "
+                                         "(replay order not guaranteed)", sub.topic, seq, wait_s)
+                    else:
+                        self._unclocked_topics.add(sub.topic)  # no player (yet): don't hold this topic again
                 self._held.pop(sub.topic, None)
                 msg = sub.take()
                 if msg is not None:

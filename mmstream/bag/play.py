@@ -199,12 +199,30 @@ class Player:
         self.control = control or PlayerControl(rate=cfg.rate)
         self._publish = publish
         self._idle = idle
-        self._published_seq: dict[str, int] = {}
+        # Every tick lists every topic this player will publish (0 until its first message), so a node
+        # on sim time knows from the first tick which topics' messages must wait for their tick; a
+        # topic first named only after its first message could overtake messages sent before it.
+        self._published_seq: dict[str, int] = {t: 0 for t in self.output_topics()}
         self._last_tick_ns: int | None = None
         self.ticks = 0
         self.lag_max_s = 0.0
 
     # ------------------------------------------------------------------ what to play
+    def output_topics(self) -> list[str]:
+        """The topics this player publishes data on (not /clock), from the bag's topics and the config."""
+        from mmstream.bag import convert
+
+        out = []
+        for topic, ros_type in self.reader.topic_types().items():
+            name = self.reader.out_topic(topic)
+            if name == CLOCK_TOPIC or (not self.cfg.play_stats and ros_type.endswith("/NodeStats")):
+                continue
+            if self.cfg.topics and topic not in self.cfg.topics and name not in self.cfg.topics:
+                continue
+            if convert.is_supported(ros_type) and name not in out:
+                out.append(name)
+        return out
+
     def _selected(self) -> Iterator[BagMessage]:
         topics = self.cfg.topics or None
         for bm in self.reader.messages(topics=topics):
