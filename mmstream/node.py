@@ -55,6 +55,7 @@ _SIM_WAIT_RELIABLE_S = 10.0
 _SIM_WAIT_LOSSY_S = 0.5
 _SIM_WAIT_JOINING_S = 2.0  # a subscription that has received nothing yet may have joined late
 _SIM_WAIT_FIRST_TICK_S = 0.2  # before any tick: how long a message waits for the player's first tick
+_HELD_POLL_S = 0.005  # while messages wait for their tick, the node waits on its sockets this long at a time
 
 
 def _sim_wait_s(sub: Subscription[Any]) -> float:
@@ -120,13 +121,14 @@ class _Receiver:
                 got = True
         return got
 
-    def node_poll(self, timeout_s: float) -> None:
-        """Called by the node thread when it has nothing to do."""
+    def node_poll(self, timeout_s: float, *, queued_is_held: bool = False) -> None:
+        """Called by the node thread when it has nothing to do (``queued_is_held``: what is queued
+        waits for something else to arrive, so wait for the sockets anyway)."""
         self._node_polling = True
         try:
             with self.io_lock:
                 # the background thread may have queued something while we waited for the lock
-                waiting = any(sub.pending() for sub in self._subs)
+                waiting = not queued_is_held and any(sub.pending() for sub in self._subs)
                 self.poll(0 if waiting else max(0, int(timeout_s * 1000)))
         finally:
             self._node_left_poll_s = time.monotonic()
@@ -167,6 +169,8 @@ class Node:
         self._held: dict[str, tuple[int, float]] = {}
         self._player_topics: set[str] = set()  # topics the clock source publishes (in published_seq)
         self._unclocked_topics: set[str] = set()  # topics seen before any tick whose short wait ran out
+        self._ticks_seen = False
+        self._holding = False  # the last dispatch left messages or ticks waiting for each other
         self._publishers: list[Publisher[Any]] = []
         self._subscriptions: list[Subscription[Any]] = []
         self._timers: list[Timer] = []
@@ -267,11 +271,14 @@ class Node:
     def spin_once(self, timeout_s: float = 0.05) -> None:
         """Wait up to ``timeout_s`` for messages, dispatch them, fire due timers and stats."""
         timeout_s = min(timeout_s, self._time_to_next_timer_s())
-        if not any(sub.pending() for sub in self._subscriptions):
+        if self._holding:  # queued messages wait for their clock tick: wait for sockets, don't spin
+            self._receiver.node_poll(min(timeout_s, _HELD_POLL_S), queued_is_held=True)
+        elif not any(sub.pending() for sub in self._subscriptions):
             if self._subscriptions:
                 self._receiver.node_poll(timeout_s)
             elif timeout_s > 0:
                 time.sleep(timeout_s)
+        self._holding = False
         self._dispatch()
         self._apply_clock_ticks()
         self._fire_timers()
@@ -354,15 +361,16 @@ class Node:
                 # wait for the tick that follows it: on a topic the player publishes, or briefly on any
                 # topic while no tick has come at all (the player's first tick, sent before its first
                 # message, may still be on its way on the other socket)
-                before_first_tick = not self._player_topics and sub.topic not in self._unclocked_topics
+                before_first_tick = not self._ticks_seen and sub.topic not in self._unclocked_topics
                 if not covered and (sub.topic in self._player_topics or before_first_tick):
                     wait_s = _sim_wait_s(sub) if sub.topic in self._player_topics else _SIM_WAIT_FIRST_TICK_S
                     first_seen = self._held.setdefault(sub.topic, (seq, time.monotonic()))
                     if first_seen[0] != seq:
                         first_seen = self._held[sub.topic] = (seq, time.monotonic())
                     if time.monotonic() - first_seen[1] < wait_s:
+                        self._holding = True
                         continue  # the tick that follows it is on its way
-                    if self._player_topics:
+                    if sub.topic in self._player_topics:
                         self.log.warning("%s seq %d: no clock tick after %.1f s; handled on the current clock "
                                          "(replay order not guaranteed)", sub.topic, seq, wait_s)
                     else:
@@ -383,6 +391,7 @@ class Node:
             wait_s = _sim_wait_s(sub) if sub.last_seq else _SIM_WAIT_JOINING_S
             if target is not None and sub.last_seq < target:
                 if time.monotonic() - arrived_s < wait_s:
+                    self._holding = True
                     return False
                 self.log.warning("clock tick at %d applied before %s seq %d arrived (waited %.1f s; replay order not "
                                  "guaranteed)", tick.header.stamp_ns, sub.topic, target, wait_s)
@@ -397,6 +406,7 @@ class Node:
         return True
 
     def _on_clock(self, msg: Clock) -> None:
+        self._ticks_seen = True
         self._player_topics.update(msg.published_seq)
         self._pending_ticks.append((msg, time.monotonic()))
 
