@@ -216,3 +216,24 @@ def test_vad_runs_over_the_stream_once_per_frame() -> None:
     calls.clear()
     offset, _ = stream.window(audio[32000:48000], t0 + 2_000_000_000)  # a gap: restart on the window
     assert offset == 0 and len(calls) == 16000 // FRAME_SAMPLES
+
+
+def test_fp16_variant_for_gpus_agrees_with_fp32(pipeline: InferencePipeline, sample: list) -> None:
+    """model_fp16.onnx (what TensorRT fp16 builds from) run by ONNX Runtime CPU: golden cases within the
+    fp16 tolerance of the fp32 outputs, and the same top label on the sample."""
+    import onnxruntime as ort
+
+    from mmstream.pretrained.default_model import FP16_ATOL
+
+    pkg = load_package(pipeline.package.directory)
+    assert pkg.onnx_fp16_path is not None and pkg.onnx_fp16_path.name == "model_fp16.onnx"
+    sess = ort.InferenceSession(str(pkg.onnx_fp16_path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    for case, data in pkg.golden().items():
+        got = dict(zip(names, sess.run(names, data["in"])))
+        for name, want in data["out"].items():
+            np.testing.assert_allclose(got[name], want, atol=FP16_ATOL, err_msg=f"{case}/{name}")
+    feed = pipeline.preprocessor.prepare(sample)
+    half = sess.run(["emotion_probs"], feed)[0]
+    full = pipeline.backend.infer(feed)["emotion_probs"]
+    assert (half.argmax(axis=1) == full.argmax(axis=1)).all()

@@ -40,6 +40,7 @@ Imports torch: used at build/export time (``mmstream models fetch``), never by t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -60,7 +61,7 @@ from mmstream.pretrained.text_emotion import MAX_TOKENS, PROTOTYPE_SENTENCES, TE
 
 assert tuple(TEXT_EMOTION_LABELS) == tuple(EXPRESSION_LABELS), "text emotion labels must follow EXPRESSION_LABELS"
 
-BUILDER_VERSION = 5
+BUILDER_VERSION = 6
 MODEL_NAME = "pretrained_default"
 EVENT_LABELS = ("face_present", "speech_present")
 INPUT_NAMES = ("faces", "face_mask", "audio_cues", "audio_present", "text_scores", "text_present", "text_emotion",
@@ -146,8 +147,23 @@ def example_inputs(batch: int = 2, slots: int = 4) -> tuple[torch.Tensor, ...]:
             F.softmax(torch.randn(batch, len(EXPRESSION_LABELS), generator=g) * 3, dim=-1), torch.ones(batch))
 
 
-def export_onnx(model: DefaultFusedModel, path: Path, *, opset: int = 17) -> None:
-    """Export with dynamic batch and slot count; checks ONNX Runtime against torch on random inputs."""
+FP16_ATOL = 5e-2  # fp16 variant vs the fp32 torch model (as for `mmstream model export`)
+
+
+class _HalfIO(nn.Module):
+    """The model in fp16 with float32 inputs and outputs (casts at the edges), for GPUs."""
+
+    def __init__(self, model: DefaultFusedModel) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).half()
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(o.float() for o in self.model(*(x.half() for x in inputs)))
+
+
+def export_onnx(model: DefaultFusedModel, path: Path, *, opset: int = 17, half: bool = False) -> None:
+    """Export with dynamic batch and slot count; checks ONNX Runtime against the fp32 torch model on
+    random inputs (max abs diff 1e-4; :data:`FP16_ATOL` for the fp16 variant, ``half=True``)."""
     import onnxruntime as ort
 
     args = example_inputs()
@@ -156,17 +172,19 @@ def export_onnx(model: DefaultFusedModel, path: Path, *, opset: int = 17) -> Non
            "text_emotion": {0: "batch"}, "text_emotion_present": {0: "batch"}}
     dyn.update({name: {0: "batch"} for name in OUTPUT_NAMES})
     tmp = path.with_suffix(".onnx.partial")
+    exported = _HalfIO(model).eval() if half else model
+    atol = FP16_ATOL if half else 1e-4
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant-folding notes about Slice; the output is checked below
-        torch.onnx.export(model, args, str(tmp), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+        torch.onnx.export(exported, args, str(tmp), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                           dynamic_axes=dyn, opset_version=opset, dynamo=False)
         want = [o.numpy() for o in model(*args)]
     sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     got = sess.run(list(OUTPUT_NAMES), {n: a.numpy() for n, a in zip(INPUT_NAMES, args)})
     for name, w, g in zip(OUTPUT_NAMES, want, got):
-        if not np.allclose(w, g, atol=1e-4):
-            raise ModelError(f"ONNX export of the default model: output {name!r} differs from torch by "
-                             f"{np.abs(w - g).max():.2e} (expected < 1e-4)")
+        if not np.allclose(w, g, atol=atol):
+            raise ModelError(f"ONNX export of the default model{' (fp16)' if half else ''}: output {name!r} differs "
+                             f"from torch by {np.abs(w - g).max():.2e} (expected < {atol:g})")
     tmp.replace(path)
 
 
@@ -224,6 +242,7 @@ def model_spec(key: str) -> dict:
         "labels": list(EXPRESSION_LABELS),
         "event_labels": list(EVENT_LABELS),
         "heads": ["emotion", "detection"],
+        "files": {"onnx": "model.onnx", "onnx_fp16": "model_fp16.onnx"},
         "inputs": [
             {"name": "faces", "dtype": "float32", "shape": ["batch", FACE_SLOTS, 1, INPUT_SIZE, INPUT_SIZE]},
             {"name": "face_mask", "dtype": "float32", "shape": ["batch", FACE_SLOTS]},
@@ -275,8 +294,9 @@ def build_default_package(out_dir: Path, *, files: dict[str, Path], force: bool 
     with staged_directory(out_dir) as staging:
         model = DefaultFusedModel(load_keras_mini_xception(files["face_expression"])).eval()
         export_onnx(model, staging / "model.onnx")
+        export_onnx(model, staging / "model_fp16.onnx", half=True)  # for TensorRT fp16 (strongly typed)
         np.savez(staging / "golden.npz", **golden_cases(model))
         (staging / "model.json").write_text(json.dumps(model_spec(key), indent=2) + "\n")
-    progress(f"[models] default model: {out_dir / 'model.onnx'} + model.json + golden.npz "
+    progress(f"[models] default model: {out_dir / 'model.onnx'} + model_fp16.onnx + model.json + golden.npz "
              f"(ONNX checked against torch)")
     return out_dir
