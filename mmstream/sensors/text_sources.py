@@ -204,18 +204,7 @@ def _cue_from_block(block: list[str | None], timing_at: int, m: re.Match[str], w
 def parse_srt(data: bytes, *, name: str = "<srt>", policy: TextPolicy = TextPolicy(),
               reject: Reject = _ignore) -> list[Cue]:
     """SubRip: blocks of ``index``, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, text lines."""
-    cues = []
-    for lineno, block in _blocks(_decode_lines(data)):
-        where = f"{name} line {lineno}"
-        timing = next(((i, m) for i, line in enumerate(block[:2]) if line is not None
-                       for m in [_SRT_TIME.match(line)] if m), None)
-        if timing is None:
-            reject("bad-cue", f"{where}: no 'HH:MM:SS,mmm --> HH:MM:SS,mmm' line; block skipped")
-            continue
-        cue = _cue_from_block(block, timing[0], timing[1], where, policy, reject)
-        if cue is not None:
-            cues.append(cue)
-    return cues
+    return _timed_cues(_blocks(_decode_lines(data)), _SRT_TIME, "HH:MM:SS,mmm --> HH:MM:SS,mmm", name, policy, reject)
 
 
 def parse_vtt(data: bytes, *, name: str = "<vtt>", policy: TextPolicy = TextPolicy(),
@@ -224,16 +213,21 @@ def parse_vtt(data: bytes, *, name: str = "<vtt>", policy: TextPolicy = TextPoli
     lines = _decode_lines(data)
     if not lines or lines[0] is None or not lines[0].startswith("WEBVTT"):
         raise MmstreamError(f"{name}: not a WebVTT file (the first line must start with 'WEBVTT')")
+    blocks = [(lineno, block) for i, (lineno, block) in enumerate(_blocks(lines))
+              if i > 0 and not (block[0] or "").startswith(("NOTE", "STYLE", "REGION"))]  # header, comments
+    return _timed_cues(blocks, _VTT_TIME, "[HH:]MM:SS.mmm --> [HH:]MM:SS.mmm", name, policy, reject)
+
+
+def _timed_cues(blocks: Iterable[tuple[int, list[str | None]]], time_re: re.Pattern[str], expected: str, name: str,
+                policy: TextPolicy, reject: Reject) -> list[Cue]:
+    """Cues from subtitle blocks whose first or second line is a timing line (SubRip and WebVTT alike)."""
     cues = []
-    for i, (lineno, block) in enumerate(_blocks(lines)):
-        first = block[0] or ""
-        if i == 0 or first.startswith(("NOTE", "STYLE", "REGION")):
-            continue
+    for lineno, block in blocks:
         where = f"{name} line {lineno}"
-        timing = next(((j, m) for j, line in enumerate(block[:2]) if line is not None
-                       for m in [_VTT_TIME.match(line)] if m), None)
+        timing = next(((i, m) for i, line in enumerate(block[:2]) if line is not None
+                       for m in [time_re.match(line)] if m), None)
         if timing is None:
-            reject("bad-cue", f"{where}: no '[HH:]MM:SS.mmm --> [HH:]MM:SS.mmm' line; block skipped")
+            reject("bad-cue", f"{where}: no '{expected}' line; block skipped")
             continue
         cue = _cue_from_block(block, timing[0], timing[1], where, policy, reject)
         if cue is not None:

@@ -318,9 +318,7 @@ def _plot_comparison(rows: list[dict[str, Any]], path: Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="upper left")
     ax.set_title("single vs pairs vs all three modalities, per fusion strategy")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    M.save_figure(fig, path)
 
 
 def _write_compare_report(path: Path, doc: dict[str, Any], rows: list[dict[str, Any]],

@@ -157,6 +157,14 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: str | Path) -> Path:  # noqa: ANN001
+    """Lay out, write (PNG at 110 dpi) and close a matplotlib figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return Path(path)
+
+
 def plot_confusion(cm: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = "") -> Path:
     plt = _plt()
     cm = np.asarray(cm)
@@ -171,10 +179,7 @@ def plot_confusion(cm: Sequence[Sequence[int]], labels: Sequence[str], path: str
         for j in range(cm.shape[1]):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
     ax.set_title(title or "confusion matrix")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_roc(det: dict, path: str | Path) -> Path:
@@ -188,10 +193,7 @@ def plot_roc(det: dict, path: str | Path) -> Path:
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC, detection head")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(cal: dict, path: str | Path) -> Path:
@@ -205,7 +207,4 @@ def plot_reliability(cal: dict, path: str | Path) -> Path:
     ax.set_ylabel("accuracy")
     ax.set_title(f"reliability (ECE {cal['ece']:.3f})")
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
