@@ -29,8 +29,8 @@ PARAMS = [
     Param("keep_last", 16, min=1, doc="windows kept when not reliable"),
     Param("verify", True, doc="check the backend against the package's golden.npz at start"),
     Param("print_estimates", True, doc="log one line per emotion estimate"),
-    Param("hold_first_estimate", False, doc="the first estimate waits (up to 10 s) for a subscriber of "
-                                            "/perception/emotion (replay: a late consumer misses nothing)"),
+    Param("hold_first_estimate", 0, min=0, doc="the first estimate waits (up to 10 s) for this many subscribers "
+                                               "of /perception/emotion (replay: late consumers miss nothing)"),
     Param("window_topic", "/sync/window", type=str),
 ]
 
@@ -54,7 +54,7 @@ def setup(node: Node) -> dict:
     node.log.info("model %s on %s: %s", p["model"], pipeline.backend_name, pipeline.backend.info())
     node.on_shutdown(pipeline.close)
     emotion = node.create_publisher(EmotionEstimate, "/perception/emotion", reliable=p["reliable"],
-                                    hold_first_for=1 if p["hold_first_estimate"] else 0)
+                                    hold_first_for=p["hold_first_estimate"])
     detections = node.create_publisher(Detections, "/perception/detections")
     queue: collections.deque[tuple[Window, float]] = collections.deque()
     node.create_subscription(Window, p["window_topic"], lambda w: queue.append((w, time.perf_counter())),
