@@ -1,5 +1,9 @@
 """mmstream messages <-> ROS 2 messages (as plain dicts going out, any attribute object coming in).
 
+:data:`ROS_TYPES` is the one table of the ROS 2 types we know: one :class:`RosType` row per type,
+naming the mmstream class it becomes and the functions that convert each way (read-only rows for
+other people's types). The recorder, the player and the ROS bridges all go through it.
+
 Going out (:func:`to_ros`) a message becomes ``(ros_type, dict)``, ready for a CDR encoder. Coming
 in (:func:`from_ros`) accepts what ``mcap_ros2`` decodes (attribute objects, bytes for ``uint8[]``)
 and what ``rosbags`` decodes (dataclasses, numpy arrays), so bags from either library convert.
@@ -56,6 +60,30 @@ class ConvertError(BagError):
     """One message could not be converted (the reader names the file and topic around it)."""
 
 
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How to read types that do not carry everything we need.
+
+    decode_jpeg: turn CompressedImage JPEG into bgr8 pixels (default: keep JPEG bytes, consumers decode).
+    audio_*: layout of audio_common_msgs AudioData, which carries raw bytes only (its AudioInfo
+    travels on another topic); classic audio_common defaults are 16 kHz mono S16LE.
+    """
+
+    decode_jpeg: bool = False
+    audio_sample_rate_hz: int = 16000
+    audio_channels: int = 1
+    audio_sample_format: str = "S16LE"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What a from-ROS function gets besides the decoded message."""
+
+    seq: int = 0               # becomes header.seq (ROS 2 headers carry none; bags give the MCAP sequence)
+    log_time_ns: int = 0       # when it was recorded: the stamp of types without a header
+    options: ConvertOptions = ConvertOptions()
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -105,19 +133,30 @@ def _pairs(keys: list[str], values: list[Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- images
 
 
-def image_to_ros(msg: ImageFrame) -> tuple[str, dict[str, Any]]:
-    header = _header_to_ros(msg.header)
-    if msg.encoding == "jpeg":
-        return COMPRESSED_IMAGE, {"header": header, "format": "jpeg", "data": msg.data.tobytes()}
+def image_to_ros(msg: ImageFrame) -> dict[str, Any]:
+    """sensor_msgs/Image for a bgr8/rgb8/mono8 frame."""
     data = np.ascontiguousarray(msg.data)
     channels = 1 if msg.encoding == "mono8" else 3
-    return IMAGE, {"header": header, "height": msg.height, "width": msg.width, "encoding": msg.encoding,
-                   "is_bigendian": 0, "step": msg.width * channels, "data": data.tobytes()}
+    return {"header": _header_to_ros(msg.header), "height": msg.height, "width": msg.width,
+            "encoding": msg.encoding, "is_bigendian": 0, "step": msg.width * channels, "data": data.tobytes()}
 
 
-def image_from_ros(ros: Any, seq: int) -> ImageFrame:
+def compressed_image_to_ros(msg: ImageFrame) -> dict[str, Any]:
+    """sensor_msgs/CompressedImage for a JPEG frame."""
+    return {"header": _header_to_ros(msg.header), "format": "jpeg", "data": msg.data.tobytes()}
+
+
+def _is_jpeg(msg: ImageFrame) -> bool:
+    return msg.encoding == "jpeg"
+
+
+def _is_raw(msg: ImageFrame) -> bool:
+    return msg.encoding != "jpeg"
+
+
+def image_from_ros(ros: Any, inc: Incoming) -> ImageFrame:
     """sensor_msgs/Image in any supported encoding -> ImageFrame (bgr8/rgb8/mono8 kept, others to bgr8)."""
-    header = _header_from_ros(_get(ros, "header"), seq)
+    header = _header_from_ros(_get(ros, "header"), inc.seq)
     encoding = str(_get(ros, "encoding"))
     if encoding not in IMAGE_ENCODINGS:
         raise ConvertError(f"unsupported Image encoding {encoding!r} (supported: {sorted(IMAGE_ENCODINGS)})")
@@ -146,11 +185,12 @@ def image_from_ros(ros: Any, seq: int) -> ImageFrame:
                       data=np.ascontiguousarray(pixels, dtype=np.uint8))
 
 
-def compressed_image_from_ros(ros: Any, seq: int, *, decode: bool = False) -> ImageFrame:
-    """sensor_msgs/CompressedImage: JPEG stays JPEG unless ``decode``; PNG is decoded to bgr8."""
+def compressed_image_from_ros(ros: Any, inc: Incoming) -> ImageFrame:
+    """sensor_msgs/CompressedImage: JPEG stays JPEG unless ``options.decode_jpeg``; PNG is decoded to bgr8."""
     import cv2  # decoding needs OpenCV; only imported when a compressed image arrives
 
-    header = _header_from_ros(_get(ros, "header"), seq)
+    decode = inc.options.decode_jpeg
+    header = _header_from_ros(_get(ros, "header"), inc.seq)
     fmt = str(_get(ros, "format")).lower()
     data = np.frombuffer(_bytes(_get(ros, "data")), np.uint8)
     is_jpeg = "jpeg" in fmt or "jpg" in fmt
@@ -190,12 +230,11 @@ def jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------- audio, text, clock
 
 
-def audio_to_ros(msg: AudioChunk) -> tuple[str, dict[str, Any]]:
+def audio_to_ros(msg: AudioChunk) -> dict[str, Any]:
     fmt = "S16LE" if msg.samples.dtype == np.int16 else "F32LE"
     data = np.ascontiguousarray(msg.samples, dtype=_SAMPLE_FORMATS[fmt]).tobytes()
-    return PKG + "AudioChunk", {"header": _header_to_ros(msg.header), "sample_rate_hz": msg.sample_rate_hz,
-                                "channels": msg.channels, "sample_format": fmt, "gap_samples": msg.gap_samples,
-                                "data": data}
+    return {"header": _header_to_ros(msg.header), "sample_rate_hz": msg.sample_rate_hz, "channels": msg.channels,
+            "sample_format": fmt, "gap_samples": msg.gap_samples, "data": data}
 
 
 def _samples(raw: bytes, fmt: str, channels: int) -> np.ndarray:
@@ -208,41 +247,41 @@ def _samples(raw: bytes, fmt: str, channels: int) -> np.ndarray:
     return np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="), copy=True).reshape(-1, channels)
 
 
-def audio_from_ros(ros: Any, seq: int) -> AudioChunk:
+def audio_from_ros(ros: Any, inc: Incoming) -> AudioChunk:
     channels = int(_get(ros, "channels"))
     samples = _samples(_bytes(_get(ros, "data")), str(_get(ros, "sample_format")), channels)
-    return AudioChunk(header=_header_from_ros(_get(ros, "header"), seq), sample_rate_hz=int(_get(ros, "sample_rate_hz")),
-                      channels=channels, gap_samples=int(_get(ros, "gap_samples")), samples=samples)
+    return AudioChunk(header=_header_from_ros(_get(ros, "header"), inc.seq),
+                      sample_rate_hz=int(_get(ros, "sample_rate_hz")), channels=channels,
+                      gap_samples=int(_get(ros, "gap_samples")), samples=samples)
 
 
-def text_to_ros(msg: TextUtterance) -> tuple[str, dict[str, Any]]:
-    return PKG + "TextUtterance", {"header": _header_to_ros(msg.header), "seq": msg.header.seq & 0xFFFFFFFF,
-                                   "start_ns": msg.start_ns,
-                                   "end_ns": msg.end_ns, "text": msg.text, "source": msg.source,
-                                   "language": msg.language}
+def text_to_ros(msg: TextUtterance) -> dict[str, Any]:
+    return {"header": _header_to_ros(msg.header), "seq": msg.header.seq & 0xFFFFFFFF, "start_ns": msg.start_ns,
+            "end_ns": msg.end_ns, "text": msg.text, "source": msg.source, "language": msg.language}
 
 
-def text_from_ros(ros: Any, seq: int) -> TextUtterance:
-    return TextUtterance(header=_header_from_ros(_get(ros, "header"), seq), start_ns=int(_get(ros, "start_ns")),
+def text_from_ros(ros: Any, inc: Incoming) -> TextUtterance:
+    return TextUtterance(header=_header_from_ros(_get(ros, "header"), inc.seq), start_ns=int(_get(ros, "start_ns")),
                          end_ns=int(_get(ros, "end_ns")), text=str(_get(ros, "text")),
                          source=str(_get(ros, "source")), language=str(_get(ros, "language")))
 
 
-def clock_to_ros(msg: Clock) -> tuple[str, dict[str, Any]]:
-    return CLOCK, {"clock": stamp_to_ros(msg.header.stamp_ns)}
+def clock_to_ros(msg: Clock) -> dict[str, Any]:
+    """rosgraph_msgs/Clock carries the stamp only (``published_seq`` is for our own replay ordering)."""
+    return {"clock": stamp_to_ros(msg.header.stamp_ns)}
 
 
-def clock_from_ros(ros: Any, seq: int) -> Clock:
-    return Clock(header=Header(stamp_ns=stamp_from_ros(_get(ros, "clock")), seq=int(seq)))
+def clock_from_ros(ros: Any, inc: Incoming) -> Clock:
+    return Clock(header=Header(stamp_ns=stamp_from_ros(_get(ros, "clock")), seq=int(inc.seq)))
 
 
 # --------------------------------------------------------------------------- window and outputs
 
 
-def window_to_ros(msg: Window) -> tuple[str, dict[str, Any]]:
+def window_to_ros(msg: Window) -> dict[str, Any]:
     t, h, w, c = msg.frames.shape
     modalities = sorted(set(msg.presence) | set(msg.coverage))
-    return PKG + "Window", {
+    return {
         "header": _header_to_ros(msg.header), "start_ns": msg.start_ns, "end_ns": msg.end_ns,
         "frame_encoding": msg.frame_encoding, "frame_count": t, "frame_height": h, "frame_width": w,
         "frame_channels": c, "frames_data": np.ascontiguousarray(msg.frames, np.uint8).tobytes(),
@@ -252,14 +291,14 @@ def window_to_ros(msg: Window) -> tuple[str, dict[str, Any]]:
         "audio_data": np.ascontiguousarray(msg.audio, "<f4").tobytes(),
         "audio_mask": np.ascontiguousarray(msg.audio_mask, np.uint8).tobytes(),
         "audio_chunk_stamps_ns": [int(x) for x in msg.audio_chunk_stamps_ns],
-        "utterances": [text_to_ros(u)[1] for u in msg.utterances],
+        "utterances": [text_to_ros(u) for u in msg.utterances],
         "modalities": modalities,
         "presence": [bool(msg.presence.get(m, False)) for m in modalities],
         "coverage": [float(msg.coverage.get(m, 0.0)) for m in modalities],
     }
 
 
-def window_from_ros(ros: Any, seq: int) -> Window:
+def window_from_ros(ros: Any, inc: Incoming) -> Window:
     t, h, w, c = (int(_get(ros, k)) for k in ("frame_count", "frame_height", "frame_width", "frame_channels"))
     n, ch = int(_get(ros, "audio_samples")), int(_get(ros, "audio_channels"))
     frames = np.frombuffer(_bytes(_get(ros, "frames_data")), np.uint8)
@@ -270,10 +309,10 @@ def window_from_ros(ros: Any, seq: int) -> Window:
                            f"{audio.size} audio values for {n}x{ch}, {mask.size} mask values for {n}")
     modalities = [str(m) for m in _list(_get(ros, "modalities"))]
     return Window(
-        header=_header_from_ros(_get(ros, "header"), seq), start_ns=int(_get(ros, "start_ns")),
+        header=_header_from_ros(_get(ros, "header"), inc.seq), start_ns=int(_get(ros, "start_ns")),
         end_ns=int(_get(ros, "end_ns")), sample_rate_hz=int(_get(ros, "sample_rate_hz")),
         frame_encoding=str(_get(ros, "frame_encoding")),
-        utterances=[text_from_ros(u, int(_get(u, "seq"))) for u in _get(ros, "utterances")],
+        utterances=[text_from_ros(u, Incoming(seq=int(_get(u, "seq")))) for u in _get(ros, "utterances")],
         presence=_pairs(modalities, [bool(x) for x in _list(_get(ros, "presence"))]),
         coverage=_pairs(modalities, [float(x) for x in _list(_get(ros, "coverage"))]),
         frames=frames.reshape(t, h, w, c).copy(),
@@ -285,8 +324,8 @@ def window_from_ros(ros: Any, seq: int) -> Window:
     )
 
 
-def emotion_to_ros(msg: EmotionEstimate) -> tuple[str, dict[str, Any]]:
-    return PKG + "EmotionEstimate", {
+def emotion_to_ros(msg: EmotionEstimate) -> dict[str, Any]:
+    return {
         "header": _header_to_ros(msg.header), "window_start_ns": msg.window_start_ns,
         "window_end_ns": msg.window_end_ns, "labels": list(msg.labels), "probs": [float(p) for p in msg.probs],
         "top_label": msg.top_label, "top_prob": float(msg.top_prob),
@@ -298,10 +337,10 @@ def emotion_to_ros(msg: EmotionEstimate) -> tuple[str, dict[str, Any]]:
     }
 
 
-def emotion_from_ros(ros: Any, seq: int) -> EmotionEstimate:
+def emotion_from_ros(ros: Any, inc: Incoming) -> EmotionEstimate:
     g = lambda k: _list(_get(ros, k))  # noqa: E731
     return EmotionEstimate(
-        header=_header_from_ros(_get(ros, "header"), seq), window_start_ns=int(_get(ros, "window_start_ns")),
+        header=_header_from_ros(_get(ros, "header"), inc.seq), window_start_ns=int(_get(ros, "window_start_ns")),
         window_end_ns=int(_get(ros, "window_end_ns")), labels=[str(x) for x in g("labels")],
         probs=[float(x) for x in g("probs")], top_label=str(_get(ros, "top_label")),
         top_prob=float(_get(ros, "top_prob")),
@@ -312,8 +351,8 @@ def emotion_from_ros(ros: Any, seq: int) -> EmotionEstimate:
     )
 
 
-def detections_to_ros(msg: Detections) -> tuple[str, dict[str, Any]]:
-    return PKG + "Detections", {
+def detections_to_ros(msg: Detections) -> dict[str, Any]:
+    return {
         "header": _header_to_ros(msg.header), "window_start_ns": msg.window_start_ns,
         "window_end_ns": msg.window_end_ns, "image_width": msg.image_width, "image_height": msg.image_height,
         "boxes": [float(x) for x in np.asarray(msg.boxes, np.float32).reshape(-1)],
@@ -323,12 +362,12 @@ def detections_to_ros(msg: Detections) -> tuple[str, dict[str, Any]]:
     }
 
 
-def detections_from_ros(ros: Any, seq: int) -> Detections:
+def detections_from_ros(ros: Any, inc: Incoming) -> Detections:
     boxes = np.array(_list(_get(ros, "boxes")), np.float32)
     if boxes.size % 4:
         raise ConvertError(f"Detections.boxes has {boxes.size} values (expected 4 per box)")
     return Detections(
-        header=_header_from_ros(_get(ros, "header"), seq), window_start_ns=int(_get(ros, "window_start_ns")),
+        header=_header_from_ros(_get(ros, "header"), inc.seq), window_start_ns=int(_get(ros, "window_start_ns")),
         window_end_ns=int(_get(ros, "window_end_ns")), image_width=int(_get(ros, "image_width")),
         image_height=int(_get(ros, "image_height")), boxes=boxes.reshape(-1, 4),
         box_scores=np.array(_list(_get(ros, "box_scores")), np.float32),
@@ -344,19 +383,18 @@ _TOPIC_STATS_DEFAULTS: dict[str, Any] = {
 }
 
 
-def stats_to_ros(msg: NodeStats) -> tuple[str, dict[str, Any]]:
+def stats_to_ros(msg: NodeStats) -> dict[str, Any]:
     topics = []
     for t in msg.topics:
         row = {k: type(d)(t.get(k) if t.get(k) is not None else d) for k, d in _TOPIC_STATS_DEFAULTS.items()}
         topics.append(row)
-    return PKG + "NodeStats", {"header": _header_to_ros(msg.header), "node": msg.node, "pid": msg.pid,
-                               "state": msg.state, "uptime_s": float(msg.uptime_s), "cpu_s": float(msg.cpu_s),
-                               "topics": topics}
+    return {"header": _header_to_ros(msg.header), "node": msg.node, "pid": msg.pid, "state": msg.state,
+            "uptime_s": float(msg.uptime_s), "cpu_s": float(msg.cpu_s), "topics": topics}
 
 
-def stats_from_ros(ros: Any, seq: int) -> NodeStats:
+def stats_from_ros(ros: Any, inc: Incoming) -> NodeStats:
     topics = [{k: type(d)(_get(t, k)) for k, d in _TOPIC_STATS_DEFAULTS.items()} for t in _get(ros, "topics")]
-    return NodeStats(header=_header_from_ros(_get(ros, "header"), seq), node=str(_get(ros, "node")),
+    return NodeStats(header=_header_from_ros(_get(ros, "header"), inc.seq), node=str(_get(ros, "node")),
                      pid=int(_get(ros, "pid")), state=str(_get(ros, "state")), uptime_s=float(_get(ros, "uptime_s")),
                      cpu_s=float(_get(ros, "cpu_s")), topics=topics)
 
@@ -364,31 +402,28 @@ def stats_from_ros(ros: Any, seq: int) -> NodeStats:
 # --------------------------------------------------------------------------- other people's types
 
 
-def string_from_ros(ros: Any, seq: int, *, log_time_ns: int = 0) -> TextUtterance:
+def string_from_ros(ros: Any, inc: Incoming) -> TextUtterance:
     """std_msgs/String (no stamp): the utterance is placed at the message's log time."""
-    return TextUtterance(header=Header(stamp_ns=log_time_ns, seq=seq), start_ns=log_time_ns,
-                         end_ns=log_time_ns, text=str(_get(ros, "data")), source="std_msgs/String")
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    """How to read types that do not carry everything we need.
-
-    decode_jpeg: turn CompressedImage JPEG into bgr8 pixels (default: keep JPEG bytes, consumers decode).
-    audio_*: layout of audio_common_msgs AudioData, which carries raw bytes only (its AudioInfo
-    travels on another topic); classic audio_common defaults are 16 kHz mono S16LE.
-    """
-
-    decode_jpeg: bool = False
-    audio_sample_rate_hz: int = 16000
-    audio_channels: int = 1
-    audio_sample_format: str = "S16LE"
+    t = inc.log_time_ns
+    return TextUtterance(header=Header(stamp_ns=t, seq=inc.seq), start_ns=t, end_ns=t, text=str(_get(ros, "data")),
+                         source="std_msgs/String")
 
 
 def _audio_common_from_ros(ros: Any, seq: int, stamp_ns: int, opts: ConvertOptions) -> AudioChunk:
     samples = _samples(_bytes(_get(ros, "data")), opts.audio_sample_format, opts.audio_channels)
     return AudioChunk(header=Header(stamp_ns=stamp_ns, seq=seq), sample_rate_hz=opts.audio_sample_rate_hz,
                       channels=opts.audio_channels, samples=samples)
+
+
+def audio_data_from_ros(ros: Any, inc: Incoming) -> AudioChunk:
+    """audio_common_msgs/AudioData (bytes only): stamped with its log time, laid out as the options say."""
+    return _audio_common_from_ros(ros, inc.seq, inc.log_time_ns, inc.options)
+
+
+def audio_data_stamped_from_ros(ros: Any, inc: Incoming) -> AudioChunk:
+    """audio_common_msgs/AudioDataStamped: AudioData with a header."""
+    stamp = stamp_from_ros(_get(_get(ros, "header"), "stamp"))
+    return _audio_common_from_ros(_get(ros, "audio"), inc.seq, stamp, inc.options)
 
 
 #: audio_common (ROS 2) AudioInfo.format holds a PortAudio sample-format constant; the samples sit
@@ -401,7 +436,7 @@ _PORTAUDIO_FORMATS: dict[int, tuple[str, str, float | None]] = {
 }
 
 
-def _audio_stamped_from_ros(ros: Any, seq: int) -> AudioChunk:
+def audio_stamped_from_ros(ros: Any, inc: Incoming) -> AudioChunk:
     """audio_common_msgs/AudioStamped (the ROS 2 audio_common): header + Audio{AudioData, AudioInfo}."""
     audio = _get(ros, "audio")
     info, data = _get(audio, "info"), _get(audio, "audio_data")
@@ -415,52 +450,76 @@ def _audio_stamped_from_ros(ros: Any, seq: int) -> AudioChunk:
         raise ConvertError(f"{AUDIO_STAMPED}: {arr.size} samples in {field} are not whole frames of {channels} "
                            f"channel(s) at {rate} Hz")
     samples = arr.astype(np.float32) * np.float32(scale) if scale is not None else arr
-    return AudioChunk(header=_header_from_ros(_get(ros, "header"), seq), sample_rate_hz=rate, channels=channels,
+    return AudioChunk(header=_header_from_ros(_get(ros, "header"), inc.seq), sample_rate_hz=rate, channels=channels,
                       samples=np.ascontiguousarray(samples.reshape(-1, channels)))
 
 
-def _raw_audio_from_ros(ros: Any, seq: int) -> AudioChunk:
+def raw_audio_from_ros(ros: Any, inc: Incoming) -> AudioChunk:
     """foxglove_msgs/RawAudio: timestamp, interleaved little-endian data, format 'pcm-s16', rate, channels."""
     fmt = str(_get(ros, "format"))
     if fmt != "pcm-s16":
         raise ConvertError(f"{FOXGLOVE_RAW_AUDIO}: format {fmt!r} is not supported (supported: 'pcm-s16')")
     channels = int(_get(ros, "number_of_channels"))
-    return AudioChunk(header=Header(stamp_ns=stamp_from_ros(_get(ros, "timestamp")), seq=seq),
+    return AudioChunk(header=Header(stamp_ns=stamp_from_ros(_get(ros, "timestamp")), seq=inc.seq),
                       sample_rate_hz=int(_get(ros, "sample_rate")), channels=channels,
                       samples=_samples(_bytes(_get(ros, "data")), "S16LE", channels))
 
 
-# --------------------------------------------------------------------------- dispatch
+# --------------------------------------------------------------------------- the registry
 
-_TO_ROS: dict[type[Message], Callable[[Any], tuple[str, dict[str, Any]]]] = {
-    ImageFrame: image_to_ros, AudioChunk: audio_to_ros, TextUtterance: text_to_ros, Clock: clock_to_ros,
-    Window: window_to_ros, EmotionEstimate: emotion_to_ros, Detections: detections_to_ros, NodeStats: stats_to_ros,
+
+def _always(msg: Message) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class RosType:
+    """One row of the registry: a ROS 2 message type and the mmstream class it converts to and from."""
+
+    name: str                                        # full ROS 2 name, ``pkg/msg/Type``
+    cls: type[Message]                               # what it becomes
+    from_ros: Callable[[Any, Incoming], Message]     # decoded ROS message -> mmstream message
+    to_ros: Callable[[Any], dict[str, Any]] | None = None  # mmstream message -> dict; None: read only
+    writes: Callable[[Any], bool] = _always          # which messages of ``cls`` are written as this type
+
+
+#: every ROS 2 type we convert, one row each: ours first, then other people's (read only)
+ROWS: tuple[RosType, ...] = (
+    RosType(IMAGE, ImageFrame, image_from_ros, image_to_ros, writes=_is_raw),
+    RosType(COMPRESSED_IMAGE, ImageFrame, compressed_image_from_ros, compressed_image_to_ros, writes=_is_jpeg),
+    RosType(CLOCK, Clock, clock_from_ros, clock_to_ros),
+    RosType(PKG + "AudioChunk", AudioChunk, audio_from_ros, audio_to_ros),
+    RosType(PKG + "TextUtterance", TextUtterance, text_from_ros, text_to_ros),
+    RosType(PKG + "Window", Window, window_from_ros, window_to_ros),
+    RosType(PKG + "EmotionEstimate", EmotionEstimate, emotion_from_ros, emotion_to_ros),
+    RosType(PKG + "Detections", Detections, detections_from_ros, detections_to_ros),
+    RosType(PKG + "NodeStats", NodeStats, stats_from_ros, stats_to_ros),
+    RosType(STRING, TextUtterance, string_from_ros),
+    RosType(AUDIO_DATA_STAMPED, AudioChunk, audio_data_stamped_from_ros),
+    RosType(AUDIO_DATA, AudioChunk, audio_data_from_ros),
+    RosType(AUDIO_STAMPED, AudioChunk, audio_stamped_from_ros),
+    RosType(FOXGLOVE_RAW_AUDIO, AudioChunk, raw_audio_from_ros),
+)
+
+
+def _by_name(rows: tuple[RosType, ...]) -> dict[str, RosType]:
+    out: dict[str, RosType] = {}
+    for row in rows:
+        if row.name in out:
+            raise TypeError(f"ROS type {row.name!r} has two rows in the registry")
+        out[row.name] = row
+    return out
+
+
+#: the registry: ROS 2 type name (``pkg/msg/Type``) -> its row
+ROS_TYPES: dict[str, RosType] = _by_name(ROWS)
+
+_WRITERS: dict[type[Message], tuple[RosType, ...]] = {
+    cls: tuple(r for r in ROWS if r.cls is cls and r.to_ros is not None) for cls in {r.cls for r in ROWS}
 }
 
-#: ROS type -> the mmstream message class it becomes
-ROS_TO_CLASS: dict[str, type[Message]] = {
-    IMAGE: ImageFrame, COMPRESSED_IMAGE: ImageFrame, CLOCK: Clock, STRING: TextUtterance,
-    PKG + "AudioChunk": AudioChunk, PKG + "TextUtterance": TextUtterance, PKG + "Window": Window,
-    PKG + "EmotionEstimate": EmotionEstimate, PKG + "Detections": Detections, PKG + "NodeStats": NodeStats,
-    AUDIO_DATA_STAMPED: AudioChunk, AUDIO_DATA: AudioChunk, AUDIO_STAMPED: AudioChunk, FOXGLOVE_RAW_AUDIO: AudioChunk,
-}
-
-
-def to_ros(msg: Message) -> tuple[str, dict[str, Any]]:
-    """``(ros_type, message dict)`` for any mmstream message."""
-    fn = _TO_ROS.get(type(msg))
-    if fn is None:
-        raise ConvertError(f"no ROS 2 type for {type(msg).__name__} (convertible: {[c.__name__ for c in _TO_ROS]})")
-    return fn(msg)
-
-
-def ros_type_of(cls: type[Message], encoding: str = "bgr8") -> str:
-    """The ROS 2 type a class is written as (ImageFrame depends on the encoding)."""
-    if cls is ImageFrame:
-        return COMPRESSED_IMAGE if encoding == "jpeg" else IMAGE
-    return {AudioChunk: PKG + "AudioChunk", TextUtterance: PKG + "TextUtterance", Clock: CLOCK,
-            Window: PKG + "Window", EmotionEstimate: PKG + "EmotionEstimate", Detections: PKG + "Detections",
-            NodeStats: PKG + "NodeStats"}[cls]
+#: ROS type -> class; kept for callers not yet on :func:`class_for` (nodes/player.py)
+ROS_TO_CLASS: dict[str, type[Message]] = {name: row.cls for name, row in ROS_TYPES.items()}
 
 
 def normalize_type(name: str) -> str:
@@ -469,8 +528,34 @@ def normalize_type(name: str) -> str:
     return f"{parts[0]}/msg/{parts[-1]}" if len(parts) in (2, 3) else name
 
 
+def row_for(ros_type: str) -> RosType | None:
+    """The registry row of a ROS 2 type (either spelling, see :func:`normalize_type`); None if unsupported."""
+    return ROS_TYPES.get(normalize_type(ros_type))
+
+
+def class_for(ros_type: str) -> type[Message] | None:
+    """The mmstream class a ROS 2 type becomes; None if unsupported."""
+    row = row_for(ros_type)
+    return None if row is None else row.cls
+
+
+def rows_for(cls: type[Message]) -> tuple[RosType, ...]:
+    """The rows that write ``cls`` (ImageFrame has two: raw Image and JPEG CompressedImage)."""
+    return _WRITERS.get(cls, ())
+
+
 def is_supported(ros_type: str) -> bool:
-    return normalize_type(ros_type) in ROS_TO_CLASS
+    return row_for(ros_type) is not None
+
+
+def to_ros(msg: Message) -> tuple[str, dict[str, Any]]:
+    """``(ros_type, message dict)`` for any mmstream message we write."""
+    for row in _WRITERS.get(type(msg), ()):
+        if row.writes(msg):
+            assert row.to_ros is not None  # _WRITERS holds writing rows only
+            return row.name, row.to_ros(msg)
+    writable = sorted({r.cls.__name__ for rows in _WRITERS.values() for r in rows})
+    raise ConvertError(f"no ROS 2 type for {type(msg).__name__} (convertible: {writable})")
 
 
 def from_ros(ros_type: str, ros: Any, *, seq: int = 0, log_time_ns: int = 0,
@@ -479,39 +564,12 @@ def from_ros(ros_type: str, ros: Any, *, seq: int = 0, log_time_ns: int = 0,
 
     Raises :class:`ConvertError` for unsupported types, encodings or inconsistent sizes.
     """
-    t = normalize_type(ros_type)
+    row = row_for(ros_type)
+    if row is None:
+        raise ConvertError(f"unsupported message type {ros_type!r} (supported: {sorted(ROS_TYPES)})")
     try:
-        if t == IMAGE:
-            return image_from_ros(ros, seq)
-        if t == COMPRESSED_IMAGE:
-            return compressed_image_from_ros(ros, seq, decode=options.decode_jpeg)
-        if t == PKG + "AudioChunk":
-            return audio_from_ros(ros, seq)
-        if t == PKG + "TextUtterance":
-            return text_from_ros(ros, seq)
-        if t == CLOCK:
-            return clock_from_ros(ros, seq)
-        if t == PKG + "Window":
-            return window_from_ros(ros, seq)
-        if t == PKG + "EmotionEstimate":
-            return emotion_from_ros(ros, seq)
-        if t == PKG + "Detections":
-            return detections_from_ros(ros, seq)
-        if t == PKG + "NodeStats":
-            return stats_from_ros(ros, seq)
-        if t == STRING:
-            return string_from_ros(ros, seq, log_time_ns=log_time_ns)
-        if t == AUDIO_DATA_STAMPED:
-            stamp = stamp_from_ros(_get(_get(ros, "header"), "stamp"))
-            return _audio_common_from_ros(_get(ros, "audio"), seq, stamp, options)
-        if t == AUDIO_DATA:
-            return _audio_common_from_ros(ros, seq, log_time_ns, options)
-        if t == AUDIO_STAMPED:
-            return _audio_stamped_from_ros(ros, seq)
-        if t == FOXGLOVE_RAW_AUDIO:
-            return _raw_audio_from_ros(ros, seq)
+        return row.from_ros(ros, Incoming(seq=seq, log_time_ns=log_time_ns, options=options))
     except ConvertError:
         raise
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise ConvertError(f"{t}: {type(exc).__name__}: {exc}") from None
-    raise ConvertError(f"unsupported message type {ros_type!r} (supported: {sorted(ROS_TO_CLASS)})")
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a field missing or of the wrong kind
+        raise ConvertError(f"{row.name}: {type(exc).__name__}: {exc}") from None

@@ -329,7 +329,7 @@ class BagReader:
         if not convert.is_supported(ros_type):
             self._problem(f"{raw.file}:{topic}:type",
                           f"{where}: message type {ros_type!r} is not supported "
-                          f"(supported: {sorted(convert.ROS_TO_CLASS)}); topic skipped")
+                          f"(supported: {sorted(convert.ROS_TYPES)}); topic skipped")
             return None
         try:
             return DecoderFactory().decoder_for("cdr", schema)  # the factory caches by schema id: one per channel
