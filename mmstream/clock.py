@@ -19,10 +19,6 @@ class HostClock:
     def now_ns(self) -> int:
         return time.monotonic_ns() + self._offset_ns
 
-    @property
-    def is_sim(self) -> bool:
-        return False
-
 
 class SimClock:
     """Time set from outside (the player's Clock messages); 0 until the first one arrives."""
@@ -36,10 +32,6 @@ class SimClock:
     def set(self, stamp_ns: int) -> None:
         # Monotonic within a run; a player that loops or seeks back restarts time explicitly.
         self._now_ns = int(stamp_ns)
-
-    @property
-    def is_sim(self) -> bool:
-        return True
 
 
 _HOST = HostClock()

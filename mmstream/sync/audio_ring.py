@@ -143,9 +143,6 @@ class AudioTimeline:
         i = bisect.bisect_right([s.n0 for s in self._segs], n) - 1
         return max(i, 0)
 
-    def time_of(self, n: int) -> int:
-        return self._segs[self._seg_index_for(n)].clock.time_ns(n)
-
     def index_at_or_after(self, t_ns: int) -> int:
         segs = self._segs
         i = 0

@@ -97,9 +97,6 @@ class SyncConfig:
         span_ns = 2 * (self.window_ns + self.hop_ns + self.max_delay_ns) + NS_PER_S
         return span_ns * self.sample_rate_hz // NS_PER_S
 
-    def offset_ns(self, stream: str) -> int:
-        return {"video": self.video_offset_ns, "audio": self.audio_offset_ns, "text": self.text_offset_ns}[stream]
-
     def window_bounds(self, k: int) -> tuple[int, int]:
         start = self.origin_ns + k * self.hop_ns
         return start, start + self.window_ns

@@ -71,18 +71,9 @@ class WindowSynchronizer:
 
     # ------------------------------------------------------------------ state queries
 
-    @property
-    def next_window_index(self) -> int | None:
-        """Grid index of the next window to emit (None until the first emission)."""
-        return self._next_k
-
     def buffered(self) -> dict[str, int]:
         """How much is held now: frames, audio samples, utterances (for bounds checks)."""
         return {"video": len(self._frames), "audio": self._audio.held_samples, "text": len(self._text)}
-
-    def is_live(self, stream: str, now_ns: int) -> bool:
-        last = self._streams[stream].last_arrival_ns
-        return last is not None and now_ns - last <= self.config.liveness_timeout_ns
 
     # ------------------------------------------------------------------ push
 
