@@ -95,6 +95,27 @@ an hour in
         parse_vtt(b"1\n00:00:01,000 --> 00:00:02,000\nx\n", name="c.vtt")
 
 
+def test_subtitle_blocks_without_timing_are_reported_wherever_they_are() -> None:
+    """pysubs2 would glue a block without a timing line onto the cue before it, or drop it before the
+    first cue: each is reported by line and skipped, and the cues around it keep only their own text."""
+    srt = (b"stray header\n\n1\n00:00:01,000 --> 00:00:02,000\nfirst\n\nnot a cue\n\n"
+           b"2\n00:00:03,000 --> 00:00:04,000\nsecond\n\ntrailing junk\n")
+    rej = Rejects()
+    cues = parse_srt(srt, name="j.srt", reject=rej)
+    assert [(c.start_ns, c.text) for c in cues] == [(NS, "first"), (3 * NS, "second")]
+    assert rej.items == [("bad-cue", "j.srt line 1: no 'HH:MM:SS,mmm --> HH:MM:SS,mmm' line; block skipped"),
+                         ("bad-cue", "j.srt line 7: no 'HH:MM:SS,mmm --> HH:MM:SS,mmm' line; block skipped"),
+                         ("bad-cue", "j.srt line 13: no 'HH:MM:SS,mmm --> HH:MM:SS,mmm' line; block skipped")]
+    vtt = (b"WEBVTT\nKind: captions\n\n00:01.000 --> 00:02.000\none\n\nNOTE between cues\n\n"
+           b"cue-2\n00:03.000 --> 00:04.000\ntwo\n\nno timing here\nat all\n\n00:05.000 --> 00:06.000\nthree\n")
+    rej = Rejects()
+    assert [c.text for c in parse_vtt(vtt, name="k.vtt", reject=rej)] == ["one", "two", "three"]
+    assert rej.reasons == ["bad-cue"] and rej.items[0][1].startswith("k.vtt line 13: no '[HH:]MM:SS.mmm")
+    rej = Rejects()
+    assert parse_srt(b"just some text\n\nand more\n", name="t.srt", reject=rej) == []
+    assert [d.split(":")[0] for d in (i[1] for i in rej.items)] == ["t.srt line 1", "t.srt line 3"]
+
+
 def test_parse_jsonl_units_and_bad_lines() -> None:
     lines = [
         json.dumps({"text": "seconds", "start": 1.5, "end": 2}),

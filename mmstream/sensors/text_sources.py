@@ -22,10 +22,14 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import pysubs2
+from pysubs2.formats.subrip import SubripFormat
+from pysubs2.formats.webvtt import WebVTTFormat
 
 from mmstream.clock import host_now_ns
 from mmstream.errors import MmstreamError
@@ -145,15 +149,12 @@ class Cue:
     language: str | None = None
 
 
-_SRT_TIME = re.compile(r"^\s*(\d+):(\d{1,2}):(\d{1,2})[,.](\d{1,3})\s*-->\s*(\d+):(\d{1,2}):(\d{1,2})[,.](\d{1,3})")
-_VTT_TS = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})\.(\d{1,3})"
-_VTT_TIME = re.compile(rf"^\s*{_VTT_TS}\s*-->\s*{_VTT_TS}")
-_TAG = re.compile(r"<[^>]*>")
-
-
-def _hms_ns(h: str | None, m: str, s: str, frac: str) -> int:
-    ms = int(frac.ljust(3, "0")[:3])
-    return ((int(h or 0) * 60 + int(m)) * 60 + int(s)) * NS_PER_S + ms * 1_000_000
+#: what a timing line looks like, for messages
+_TIMING = {"srt": "HH:MM:SS,mmm --> HH:MM:SS,mmm", "vtt": "[HH:]MM:SS.mmm --> [HH:]MM:SS.mmm"}
+_FORMATS = {"srt": SubripFormat, "vtt": WebVTTFormat}
+_VTT_NO_CUE = ("NOTE", "STYLE", "REGION")   # WebVTT blocks that carry no cue text
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")   # what surrogateescape made of bytes that are not UTF-8
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 def _decode_lines(data: bytes) -> list[str | None]:
@@ -169,70 +170,82 @@ def _decode_lines(data: bytes) -> list[str | None]:
     return out
 
 
-def _blocks(lines: list[str | None]) -> Iterable[tuple[int, list[str | None]]]:
-    """Blank-line separated blocks with the 1-based line number of their first line."""
-    block: list[str | None] = []
-    start = 0
-    for i, line in enumerate(lines, 1):
-        if line is not None and not line.strip():
-            if block:
-                yield start, block
-            block = []
-            continue
-        if not block:
-            start = i
-        block.append(line)
-    if block:
-        yield start, block
-
-
-def _cue_from_block(block: list[str | None], timing_at: int, m: re.Match[str], where: str,
-                    policy: TextPolicy, reject: Reject) -> Cue | None:
-    g = m.groups()
-    start, end = _hms_ns(*g[:4]), _hms_ns(*g[4:])
-    body = block[timing_at + 1:]
-    if any(line is None for line in body):
-        reject("invalid-utf8", f"{where}: cue text is not valid UTF-8; cue skipped")
-        return None
-    if end < start:
-        reject("bad-cue", f"{where}: cue ends before it starts; skipped")
-        return None
-    text = clean_text(" ".join(_TAG.sub("", line or "").strip() for line in body), policy, reject, where)
-    return None if text is None else Cue(start, end, text)
-
-
 def parse_srt(data: bytes, *, name: str = "<srt>", policy: TextPolicy = TextPolicy(),
               reject: Reject = _ignore) -> list[Cue]:
-    """SubRip: blocks of ``index``, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, text lines."""
-    return _timed_cues(_blocks(_decode_lines(data)), _SRT_TIME, "HH:MM:SS,mmm --> HH:MM:SS,mmm", name, policy, reject)
+    """SubRip: blocks of ``index``, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, text lines (parsed by pysubs2)."""
+    return _subtitle_cues(data, "srt", name, policy, reject)
 
 
 def parse_vtt(data: bytes, *, name: str = "<vtt>", policy: TextPolicy = TextPolicy(),
               reject: Reject = _ignore) -> list[Cue]:
-    """WebVTT: a ``WEBVTT`` header, then cues ``[id]``, ``[HH:]MM:SS.mmm --> ... [settings]``, text."""
-    lines = _decode_lines(data)
-    if not lines or lines[0] is None or not lines[0].startswith("WEBVTT"):
+    """WebVTT: a ``WEBVTT`` header, then cues ``[id]``, ``[HH:]MM:SS.mmm --> ... [settings]``, text (pysubs2)."""
+    if not data.removeprefix(b"\xef\xbb\xbf").startswith(b"WEBVTT"):
         raise MmstreamError(f"{name}: not a WebVTT file (the first line must start with 'WEBVTT')")
-    blocks = [(lineno, block) for i, (lineno, block) in enumerate(_blocks(lines))
-              if i > 0 and not (block[0] or "").startswith(("NOTE", "STYLE", "REGION"))]  # header, comments
-    return _timed_cues(blocks, _VTT_TIME, "[HH:]MM:SS.mmm --> [HH:]MM:SS.mmm", name, policy, reject)
+    return _subtitle_cues(data, "vtt", name, policy, reject)
 
 
-def _timed_cues(blocks: Iterable[tuple[int, list[str | None]]], time_re: re.Pattern[str], expected: str, name: str,
-                policy: TextPolicy, reject: Reject) -> list[Cue]:
-    """Cues from subtitle blocks whose first or second line is a timing line (SubRip and WebVTT alike)."""
+def _subtitle_cues(data: bytes, fmt: str, name: str, policy: TextPolicy, reject: Reject) -> list[Cue]:
+    """Cues of a SubRip or WebVTT file as pysubs2 reads them, with what pysubs2 lets through reported and skipped.
+
+    pysubs2 takes each line with two timestamps as a timing line and everything up to the next one as
+    that cue's text; a block without a timing line thus lands in the cue before it (after a blank
+    line, which real cue text never holds) or, before the first cue, is dropped. Such blocks are
+    reported here as ``bad-cue``, and so are cues that end before they start. Bytes that are not
+    UTF-8 reach pysubs2 as lone surrogates, so only the cue holding them is lost (``invalid-utf8``).
+    """
+    text = data.decode("utf-8-sig", errors="surrogateescape").replace("\r\n", "\n")
+    events = pysubs2.SSAFile.from_string(text, format_=fmt).events
+    lines = text.split("\n")
+    timing = [i for i, line in enumerate(lines) if len(_FORMATS[fmt].TIMESTAMP.findall(line)) == 2]
+    if len(timing) != len(events):  # the same rule as pysubs2's: line numbers below rely on it
+        raise MmstreamError(f"{name}: pysubs2 {pysubs2.__version__} found {len(events)} cues on {len(timing)} "
+                            "timing lines (expected one cue per line with two timestamps)")
+    bounds = timing + [len(lines)]
+    head = _blocks(lines, 0, bounds[0])
+    if fmt == "vtt":
+        head = head[1:]  # the WEBVTT line and its header
+    for lineno, _ in _strays(head, fmt, before_cue=bool(events)):
+        reject("bad-cue", f"{name} line {lineno}: no '{_TIMING[fmt]}' line; block skipped")
     cues = []
-    for lineno, block in blocks:
-        where = f"{name} line {lineno}"
-        timing = next(((i, m) for i, line in enumerate(block[:2]) if line is not None
-                       for m in [time_re.match(line)] if m), None)
-        if timing is None:
-            reject("bad-cue", f"{where}: no '{expected}' line; block skipped")
+    for k, event in enumerate(events):
+        where = f"{name} line {timing[k] + 1}"
+        after = _blocks(lines, timing[k] + 1, bounds[k + 1])[1:]  # the first block is the cue's text
+        for lineno, _ in _strays(after, fmt, before_cue=k + 1 < len(events)):
+            reject("bad-cue", f"{name} line {lineno}: no '{_TIMING[fmt]}' line; block skipped")
+        body = _BLANK_LINE.split(event.plaintext.strip("\n"), maxsplit=1)[0]
+        if _NOT_UTF8.search(body):
+            reject("invalid-utf8", f"{where}: cue text is not valid UTF-8; cue skipped")
             continue
-        cue = _cue_from_block(block, timing[0], timing[1], where, policy, reject)
-        if cue is not None:
-            cues.append(cue)
+        if event.end < event.start:
+            reject("bad-cue", f"{where}: cue ends before it starts; skipped")
+            continue
+        cue_text = clean_text(" ".join(line.strip() for line in body.split("\n")), policy, reject, where)
+        if cue_text is not None:
+            cues.append(Cue(event.start * 1_000_000, event.end * 1_000_000, cue_text))
     return cues
+
+
+def _blocks(lines: list[str], start: int, stop: int) -> list[tuple[int, str]]:
+    """Blank-line separated blocks of ``lines[start:stop]``, each with the 1-based number of its first line."""
+    out: list[tuple[int, str]] = []
+    for i in range(start, stop):
+        if not lines[i].strip():
+            continue
+        if out and i > start and lines[i - 1].strip():  # continues the block above
+            out[-1] = (out[-1][0], f"{out[-1][1]}\n{lines[i]}")
+        else:
+            out.append((i + 1, lines[i]))
+    return out
+
+
+def _strays(blocks: list[tuple[int, str]], fmt: str, *, before_cue: bool) -> list[tuple[int, str]]:
+    """The blocks between cues that are neither WebVTT comments, styles or regions nor the identifier
+    of the cue that follows (``before_cue``): text without a timing line."""
+    if fmt == "vtt":
+        blocks = [b for b in blocks if not b[1].startswith(_VTT_NO_CUE)]
+    if before_cue and blocks and "\n" not in blocks[-1][1] and (fmt == "vtt" or blocks[-1][1].strip().isdigit()):
+        blocks = blocks[:-1]
+    return blocks
 
 
 def _json_time_ns(obj: dict[str, Any], key: str) -> int | None:
