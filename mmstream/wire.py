@@ -13,6 +13,7 @@ This module imports no zmq: it works on lists of bytes-like objects.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -98,31 +99,26 @@ def decode(frames: Sequence[Any], *, max_message_bytes: int = DEFAULT_MAX_MESSAG
     return topic, msg
 
 
-_SPECS: dict[tuple[str, tuple[int, ...]], tuple[np.dtype, tuple[int, ...], int]] = {}
-
-
 def _array_spec(schema: str, topic: str, i: int, spec: Any) -> tuple[np.dtype, tuple[int, ...], int]:
-    """(dtype, shape, byte size) for one ``[dtype, shape]`` entry, validated; cached, since a
-    stream repeats the same few specs and this runs on every message's latency path."""
+    """(dtype, shape, byte size) for one ``[dtype, shape]`` entry, validated."""
     try:
         dtype_str, shape = spec
-        key = (dtype_str, tuple(shape))
-        hit = _SPECS.get(key)
-        if hit is not None:
-            return hit
-        if dtype_str not in _ALLOWED_DTYPES:
-            raise ValueError(f"dtype {dtype_str!r} not allowed")
-        dims = tuple(int(s) for s in shape)
-        if any(s < 0 for s in dims) or any(type(s) is not int for s in shape):
-            raise ValueError("dimensions must be non-negative integers")
-        dtype = np.dtype(dtype_str)
-    except (TypeError, ValueError) as exc:
+        return _checked_spec(dtype_str, tuple(shape))
+    except (TypeError, ValueError) as exc:  # TypeError too for parts that cannot be hashed or counted
         raise WireError("bad-header", f"{schema} on {topic!r}: buffer {i} spec {spec!r}: {exc}") from None
-    found = (dtype, dims, math.prod(dims) * dtype.itemsize)
-    if len(_SPECS) >= 1024:  # bounded: a sender cycling through shapes cannot grow it without limit
-        _SPECS.clear()
-    _SPECS[key] = found
-    return found
+
+
+#: a stream repeats the same few specs and this runs on every message's latency path; bounded, so a
+#: sender cycling through shapes cannot grow it without limit
+@functools.lru_cache(maxsize=1024)
+def _checked_spec(dtype_str: str, shape: tuple[Any, ...]) -> tuple[np.dtype, tuple[int, ...], int]:
+    if dtype_str not in _ALLOWED_DTYPES:
+        raise ValueError(f"dtype {dtype_str!r} not allowed")
+    dims = tuple(int(s) for s in shape)
+    if any(s < 0 for s in dims) or any(type(s) is not int for s in shape):
+        raise ValueError("dimensions must be non-negative integers")
+    dtype = np.dtype(dtype_str)
+    return dtype, dims, math.prod(dims) * dtype.itemsize
 
 
 def peek_stamp(frames: Sequence[Any]) -> tuple[int, int] | None:
