@@ -22,6 +22,26 @@ from mmstream.errors import MmstreamError
 _IPC_MAX = 100  # sun_path is 108 bytes on Linux
 
 
+#: node names of tools (``mmstream topic hz`` is ``_cli_hz_<pid>``, the monitor ``_monitor_<pid>``): not
+#: part of the graph; their records are removed when they exit and pruned once their process is gone
+TOOL_NODE_PREFIX = "_"
+
+
+def make_private_dir(path: Path) -> Path:
+    """``mkdir -p`` where every directory created is 0700 (run directories hold the graph's sockets)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    return path
+
+
 def default_run_dir() -> Path:
     return Path(os.environ.get("MMSTREAM_RUN_DIR") or f"/tmp/mmstream-{os.getuid()}/default")
 
@@ -55,7 +75,7 @@ def topic_endpoint(topic: str, run_dir: Path | None = None) -> str:
     if len(str(path)) > _IPC_MAX:
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:16]
         path = Path(f"/tmp/mmstream-{os.getuid()}-ipc") / f"{digest}.sock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     return f"ipc://{path}"
 
 
@@ -71,9 +91,7 @@ def bind_endpoint(endpoint: str) -> str:
 
 
 def nodes_dir(run_dir: Path | None = None) -> Path:
-    d = (run_dir or default_run_dir()) / "nodes"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return make_private_dir((run_dir or default_run_dir()) / "nodes")
 
 
 def write_node_record(name: str, record: dict[str, Any], run_dir: Path | None = None) -> None:
@@ -106,6 +124,9 @@ def list_nodes(run_dir: Path | None = None) -> list[dict[str, Any]]:
         except (OSError, json.JSONDecodeError):
             continue
         rec["alive"] = _alive(int(rec.get("pid", 0)))
+        if not rec["alive"] and str(rec.get("name", "")).startswith(TOOL_NODE_PREFIX):
+            path.unlink(missing_ok=True)  # a killed CLI tool: not a node of the graph that died
+            continue
         out.append(rec)
     return out
 

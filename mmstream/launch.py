@@ -15,6 +15,11 @@
           respawn_max: 3
           required: true            # when it exits, the whole launch stops (ROS 2: on_exit shutdown)
     endpoints: {/camera/image: "tcp://192.168.1.20:5555"}   # optional: topics that cross hosts
+    security:                       # CURVE on every tcp endpoint (mmstream/security.py, docs/security.md)
+      key_dir: ../keys              # `mmstream keys generate ../keys host_a host_b`
+      key: host_a                   # the key pair this file's nodes use
+      allow: {host_a: {publish: ["/camera/*"]}, host_b: {subscribe: ["/camera/*"]}}
+    insecure: false                 # true: allow plaintext tcp on network addresses (warned at start)
 
 Substitutions: ``$(var NAME)``, ``$(env NAME)`` / ``$(env NAME default)``, ``$(dirname)``,
 ``$(not VALUE)``; they nest (``$(not $(var live))``).
@@ -35,6 +40,7 @@ from mmstream.errors import LaunchError, MmstreamError
 from mmstream.graph import normalize_topic
 from mmstream.nodes_index import load_node_module
 from mmstream.params import load_params_file, resolve
+from mmstream.security import PUBLISH, SecurityConfig, is_loopback, tcp_host
 
 _NODE_KEYS = {"exec", "name", "if", "unless", "params", "params_file", "remap", "env", "respawn", "respawn_delay_s",
               "respawn_max", "required", "sigint_timeout_s"}
@@ -66,6 +72,8 @@ class LaunchDescription:
     args: dict[str, str]
     endpoints: dict[str, str]
     source: str  # the launch file's text, stored in recordings' metadata
+    security: SecurityConfig | None = None
+    insecure: bool = False  # plaintext tcp on network addresses accepted (the launcher warns)
 
 
 def _substitute(value: Any, args: Mapping[str, str], where: str, base: Path) -> Any:
@@ -146,7 +154,7 @@ def parse_launch(path: str | Path, cli_args: Mapping[str, str] | None = None) ->
         raise LaunchError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("launch"), list):
         raise LaunchError(f"{path}: expected a top-level 'launch:' list of arg/node entries")
-    _check_keys(doc, {"launch", "endpoints"}, str(path))
+    _check_keys(doc, {"launch", "endpoints", "security", "insecure"}, str(path))
     base = path.resolve().parent
     cli_args = dict(cli_args or {})
     args: dict[str, str] = {}
@@ -190,7 +198,41 @@ def parse_launch(path: str | Path, cli_args: Mapping[str, str] | None = None) ->
         if not re.fullmatch(r"(tcp://[^:/]+:\d+|ipc://.+)", str(ep)):
             raise LaunchError(f"{path}: endpoint for {topic!r} is {ep!r}; expected tcp://HOST:PORT or ipc://PATH")
         checked_endpoints[normalize_topic(str(topic))] = str(ep)
-    return LaunchDescription(path=path, nodes=nodes, args=args, endpoints=checked_endpoints, source=text)
+    security, insecure = _parse_security(doc, path, base, args, checked_endpoints)
+    return LaunchDescription(path=path, nodes=nodes, args=args, endpoints=checked_endpoints, source=text,
+                             security=security, insecure=insecure)
+
+
+def _parse_security(doc: Mapping[str, Any], path: Path, base: Path, args: Mapping[str, str],
+                    endpoints: Mapping[str, str]) -> tuple[SecurityConfig | None, bool]:
+    """The ``security:`` section and ``insecure:`` flag, checked against the tcp endpoints."""
+    where = str(path)
+    insecure = _substitute(doc.get("insecure", False), args, where, base)
+    if not isinstance(insecure, bool):
+        insecure = _condition(insecure, "insecure", where)
+    security = None
+    if doc.get("security") is not None:
+        if insecure:
+            raise LaunchError(f"{path}: 'security:' and 'insecure: true' contradict each other; keep one")
+        try:
+            security = SecurityConfig.parse(_substitute(doc["security"], args, where, base), base, where)
+        except MmstreamError as exc:
+            raise LaunchError(str(exc)) from None
+    for topic, ep in endpoints.items():
+        host = tcp_host(ep)
+        if host is None:
+            continue
+        if security is not None:
+            publishers = security.keys_with(PUBLISH, topic)
+            if len(publishers) != 1:
+                raise LaunchError(f"{path}: endpoint {topic} ({ep}): security.allow must give exactly one key "
+                                  f"the right to publish it, so subscribers know whom to trust; "
+                                  f"found {publishers or 'none'}")
+        elif not is_loopback(host) and not insecure:
+            raise LaunchError(f"{path}: endpoint {topic} is {ep}, a network address, and the launch file has no "
+                              f"security: section; anyone on the network could read or inject it. Add "
+                              f"security: (docs/security.md) or insecure: true to accept plaintext")
+    return security, bool(insecure)
 
 
 def _condition(value: Any, key: str, where: str) -> bool:

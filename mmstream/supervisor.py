@@ -22,7 +22,9 @@ from typing import IO
 
 import yaml
 
-from mmstream.errors import LaunchError
+from mmstream import security
+from mmstream.errors import LaunchError, MmstreamError
+from mmstream.graph import make_private_dir
 from mmstream.launch import LaunchDescription, NodeSpec
 
 SIGTERM_TIMEOUT_S = 2.0
@@ -70,7 +72,13 @@ class Supervisor:
 
     # ----------------------------------------------------------------- lifecycle
     def _acquire_run_dir(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.run_dir)
+        try:  # its ipc sockets are the graph's topics: only this user may reach them
+            fixed = security.check_private_dir(self.run_dir)
+        except MmstreamError as exc:
+            raise LaunchError(str(exc)) from None
+        if fixed:
+            self._emit("launch", f"warning: {fixed}", 0)
         self._lock_file = open(self.run_dir / "launch.lock", "w")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -83,6 +91,17 @@ class Supervisor:
             "launch_file": str(self.desc.path.resolve()), "args": self.desc.args, "pid": os.getpid(),
             "nodes": [n.name for n in self.desc.nodes]}))
         (self.run_dir / "launch.yaml").write_text(self.desc.source)
+        sec_file = self.run_dir / "security.json"
+        sec_file.unlink(missing_ok=True)
+        if self.desc.security is not None:
+            fd = os.open(sec_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.desc.security.to_json())
+            self._emit("launch", f"security: CURVE on tcp endpoints, keys from {self.desc.security.key_dir}", 0)
+        if self.desc.insecure:
+            tcp = [f"{t} {ep}" for t, ep in self.desc.endpoints.items() if security.tcp_host(ep)]
+            self._emit("launch", "warning: insecure: true — tcp endpoints are plaintext and unauthenticated: "
+                                 f"anyone on the network can read and inject them ({', '.join(tcp) or 'none yet'})", 0)
 
     def _command(self, spec: NodeSpec) -> list[str]:
         params_dir = self.run_dir / "params"
@@ -101,6 +120,13 @@ class Supervisor:
                     "MMSTREAM_LAUNCH_FILE": str(self.desc.path.resolve())})
         if self.desc.endpoints:
             env["MMSTREAM_ENDPOINTS"] = json.dumps(self.desc.endpoints)
+        for name in (security.ENV_CONFIG, security.ENV_KEY, security.ENV_INSECURE):
+            env.pop(name, None)  # only this launch file decides
+        if self.desc.security is not None:
+            env[security.ENV_CONFIG] = str(self.run_dir / "security.json")
+            env[security.ENV_KEY] = self.desc.security.node_keys.get(mp.spec.name, self.desc.security.key)
+        if self.desc.insecure:
+            env[security.ENV_INSECURE] = "1"
         env.update(mp.spec.env)
         mp.proc = subprocess.Popen(self._command(mp.spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)

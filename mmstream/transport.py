@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import zmq
 
-from mmstream import wire
+from mmstream import security, wire
 from mmstream.errors import MmstreamError, WireError
 from mmstream.graph import bind_endpoint
 from mmstream.messages import Message
@@ -97,10 +97,14 @@ class Publisher(Generic[M]):
         self._sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         if reliable:
             self._sock.setsockopt(zmq.XPUB_NODROP, 1)
-        try:
+        try:  # CURVE server on tcp when the graph has security; plaintext tcp only on loopback otherwise
+            self._security = security.secure_server(self._sock, endpoint, domain=topic,
+                                                    what=f"publisher of {topic!r}")
             self._sock.bind(bind_endpoint(endpoint))
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, MmstreamError) as exc:
             self._sock.close(0)
+            if isinstance(exc, MmstreamError):
+                raise
             raise MmstreamError(f"cannot publish {topic!r}: bind {endpoint} failed ({exc}); "
                                 f"is another publisher of this topic running?") from None
 
@@ -169,6 +173,7 @@ class Publisher(Generic[M]):
 
     def close(self) -> None:
         self._sock.close()
+        self._security.release()
 
 
 class Subscription(Generic[M]):
@@ -201,6 +206,12 @@ class Subscription(Generic[M]):
         self.socket.setsockopt(zmq.RECONNECT_IVL, 50)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
         self.socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        try:  # CURVE client trusting only the policy's publisher key, on tcp with graph security
+            self.security = security.secure_client(self.socket, endpoint, domain=topic,
+                                                   what=f"subscription to {topic!r}")
+        except MmstreamError:
+            self.socket.close(0)
+            raise
         # Connection events let the receiver thread re-dial a publisher that was killed and
         # restarted, in case ZeroMQ's own reconnect does not get through (stale ipc path).
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)

@@ -8,8 +8,9 @@ DEV=0
 for a in "$@"; do case "$a" in --dev) DEV=1 ;; *) echo "setup.sh: unknown option '$a' (expected --dev)" >&2; exit 2 ;; esac; done
 
 # 1. Debian packages: PortAudio for sounddevice, ffmpeg for clips, PulseAudio + espeak-ng
-#    for the real-capture tests and the sample speech, libsndfile for soundfile, tmux for the monitor test.
-DEB_PKGS=(libportaudio2 libsndfile1 ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins espeak-ng libgl1 libglib2.0-0 tmux)
+#    for the real-capture tests and the sample speech, libsndfile for soundfile, tmux for the monitor test,
+#    iproute2 + tcpdump for the multi-host security test (network namespaces, packet capture).
+DEB_PKGS=(libportaudio2 libsndfile1 ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins espeak-ng libgl1 libglib2.0-0 tmux iproute2 tcpdump)
 missing=()
 for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

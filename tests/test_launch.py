@@ -187,6 +187,7 @@ def test_topic_hz_and_lists_against_a_running_launch(tmp_path: Path, spawn, run_
     assert re.search(r"/camera/image\s+mmstream/ImageFrame\s+pub: pattern", topics.stdout), topics.stdout
     nodes = subprocess.run([*MMSTREAM, "node", "list"], capture_output=True, text=True, timeout=30, cwd=REPO)
     assert "/pattern" in nodes.stdout and "running" in nodes.stdout
+    assert "_cli_" not in nodes.stdout, f"a CLI tool left a node record:\n{nodes.stdout}"
     echo = subprocess.run([*MMSTREAM, "topic", "echo", "/text/utterance", "-n", "1"], capture_output=True,
                           text=True, timeout=30, cwd=REPO)
     assert json.loads(echo.stdout.splitlines()[0])["text"].startswith("test utterance number")
@@ -272,3 +273,134 @@ def test_substitutions_nest_and_not_negates(tmp_path: Path) -> None:
     """)
     assert parse_launch(path).nodes[0].params == {"reliable": True, "topics": ["/false/x"]}
     assert parse_launch(path, {"live": "1"}).nodes[0].params["reliable"] is False
+
+
+# ----------------------------------------------------------------------------- security rules
+
+
+def _secure_file(tmp_path: Path, endpoint: str, security: str = "", extra: str = "") -> Path:
+    text = ("launch:\n  - node: {exec: test_pattern, name: pattern}\n"
+            f'endpoints: {{/camera/image: "{endpoint}"}}\n' + textwrap.dedent(security) + extra)
+    p = tmp_path / "graph.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    from mmstream.security import generate_keys
+
+    import shutil
+
+    generate_keys(tmp_path / "keys", ["host_a", "host_b"])
+    (tmp_path / "keys_b").mkdir(mode=0o700)  # host_b's key directory: its own secret, host_a's public key
+    for name in ("host_b.key", "host_b.key_secret", "host_a.key"):
+        shutil.copy2(tmp_path / "keys" / name, tmp_path / "keys_b" / name)
+    (tmp_path / "keys" / "host_b.key_secret").unlink()  # host_a's launch file: only its own secret here
+    return tmp_path / "keys"
+
+
+_SECURITY = """
+    security:
+      key_dir: keys
+      key: host_a
+      allow:
+        host_a: {publish: ["/camera/*", "/pattern/*"], subscribe: ["/emotion/*"]}
+        host_b: {subscribe: ["/camera/*"], publish: ["/emotion/*"]}
+"""
+
+
+def test_network_tcp_without_security_fails_validation_unless_insecure(tmp_path: Path) -> None:
+    path = _secure_file(tmp_path, "tcp://10.20.0.1:5555")
+    with pytest.raises(LaunchError, match=r"/camera/image is tcp://10\.20\.0\.1:5555, a network address.*"
+                                          r"no security: section.*insecure: true"):
+        parse_launch(path)
+    assert parse_launch(_secure_file(tmp_path, "tcp://127.0.0.1:5555")).security is None  # loopback is fine
+    desc = parse_launch(_secure_file(tmp_path, "tcp://10.20.0.1:5555", extra="insecure: true\n"))
+    assert desc.insecure and desc.security is None
+    with pytest.raises(LaunchError, match="insecure must be true or false"):
+        parse_launch(_secure_file(tmp_path, "tcp://10.20.0.1:5555", extra="insecure: maybe\n"))
+
+
+def test_security_section_is_validated_against_the_key_files(tmp_path: Path, keys: Path) -> None:
+    import yaml
+
+    desc = parse_launch(_secure_file(tmp_path, "tcp://10.20.0.1:5555", _SECURITY))
+    assert desc.security is not None and desc.security.key == "host_a"
+    assert desc.security.key_dir == keys.resolve()
+    assert desc.security.keys_with("publish", "/camera/image") == ["host_a"]
+    good = yaml.safe_load(_SECURITY)["security"]
+    bad = [
+        ({"allow": {"host_a": {"publsh": []}}}, r"security\.allow\.host_a: expected a map with 'publish'"),
+        ({"key": "host_b"}, r"cannot read secret key 'host_b'"),
+        ({"key": "host_c"}, r"key 'host_c' has no entry under security.allow"),
+        ({"key_dir": "nowhere"}, r"security\.key_dir .*nowhere is not a directory"),
+        ({"kye": "host_a"}, r"security: unknown key\(s\) \['kye'\]"),
+        ({"allow": {**good["allow"], "host_z": {}}}, r"cannot read public key 'host_z'"),
+    ]
+    for change, match in bad:
+        section = yaml.safe_dump({"security": {**good, **change}})
+        with pytest.raises(LaunchError, match=match) as e:
+            parse_launch(_secure_file(tmp_path, "tcp://10.20.0.1:5555", section))
+        assert str(tmp_path) in str(e.value)
+    both = _secure_file(tmp_path, "tcp://10.20.0.1:5555", _SECURITY, extra="insecure: true\n")
+    with pytest.raises(LaunchError, match="contradict"):
+        parse_launch(both)
+    two_publishers = _SECURITY.replace('publish: ["/emotion/*"]', 'publish: ["/emotion/*", "/camera/image"]')
+    with pytest.raises(LaunchError, match=r"exactly one key the right to publish it.*\['host_a', 'host_b'\]"):
+        parse_launch(_secure_file(tmp_path, "tcp://10.20.0.1:5555", two_publishers))
+
+
+def test_secured_launch_runs_over_curve_and_the_run_dir_is_private(tmp_path: Path, keys: Path,
+                                                                   spawn, run_dir: Path) -> None:  # noqa: ANN001
+    """A real launch on a loopback tcp endpoint with CURVE: frames flow to a subscriber with host_b's key."""
+    import socket as _socket
+
+    from mmstream import security
+    from mmstream.messages import ImageFrame
+
+    with _socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.chmod(run_dir, 0o755)
+    path = _secure_file(tmp_path, f"tcp://127.0.0.1:{port}", _SECURITY)
+    proc = _launch(spawn, path)
+    wait_for(lambda: (run_dir / "security.json").exists(), 20, "security.json written")
+    assert oct(run_dir.stat().st_mode & 0o777) == "0o700"
+    assert oct((run_dir / "security.json").stat().st_mode & 0o777) == "0o600"
+    cfg = security.SecurityConfig.from_json((run_dir / "security.json").read_text(), "x")
+    b_cfg = security.SecurityConfig(key_dir=tmp_path / "keys_b", key="host_b", allow=cfg.allow)
+    (tmp_path / "b.json").write_text(b_cfg.to_json())
+    env = {security.ENV_CONFIG: str(tmp_path / "b.json"), "MMSTREAM_ENDPOINTS": json.dumps({"/camera/image": f"tcp://127.0.0.1:{port}"})}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        got: list[ImageFrame] = []
+        with Node("b_side", run_dir=tmp_path / "b_run") as node:
+            sub = node.create_subscription(ImageFrame, "/camera/image", got.append)
+            assert sub.security.mechanism == "curve"
+            deadline = time.monotonic() + 20
+            while not got and time.monotonic() < deadline:
+                node.spin_once(0.1)
+        assert got and got[0].data.shape[2] == 3
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=15)
+    assert "security: CURVE on tcp endpoints" in out and "had mode drwxr-xr-x; set to drwx------" in out, out
+
+
+def test_records_of_dead_tools_are_pruned_but_dead_nodes_stay_visible(run_dir: Path) -> None:
+    from mmstream import graph
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    pid = int(dead.stdout)
+    graph.write_node_record("_cli_hz_1", {"name": "_cli_hz_1", "pid": pid}, run_dir)
+    graph.write_node_record("camera", {"name": "camera", "pid": pid}, run_dir)
+    assert [(n["name"], n["alive"]) for n in graph.list_nodes(run_dir)] == [("camera", False)]
+    assert not (run_dir / "nodes" / "_cli_hz_1.json").exists()

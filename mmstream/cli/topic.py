@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def _listen(args: argparse.Namespace, on_msg) -> int:  # noqa: ANN001
     node = Node(f"_cli_{args.topic_command}_{os.getpid()}", run_dir=_run_dir(args),
                 params={"log_level": "warning"})
     node.create_subscription(Message, args.topic, on_msg, keep_last=100)
+
+    def _terminate(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (a script's kill, timeout) ends it as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         while node.ok():
             node.spin_once(0.1)

@@ -378,10 +378,19 @@ class ZmqTextSource(TextSource):
         self._sock = self._ctx.socket(zmq.PULL if kind == "PULL" else zmq.REP)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
+        from mmstream import security  # loopback/ipc, or CURVE on a network address (docs/security.md)
+
         try:
+            self._security = security.secure_server(self._sock, endpoint, domain=security.TEXT_INPUT_DOMAIN,
+                                                    server_right=security.SUBSCRIBE,
+                                                    client_right=security.PUBLISH, what="text socket")
             self._sock.bind(endpoint)
-        except zmq.ZMQError as exc:
+        except (zmq.ZMQError, MmstreamError) as exc:
             self._sock.close(0)
+            if isinstance(exc, MmstreamError):
+                self._ctx.term()
+                raise
+            self._security.release()
             self._ctx.term()
             raise MmstreamError(f"text socket: cannot bind {kind} at {endpoint!r} ({exc}); expected a free "
                                 f"endpoint such as tcp://127.0.0.1:5599 or ipc:///tmp/text.sock") from None
@@ -444,4 +453,5 @@ class ZmqTextSource(TextSource):
 
     def close(self) -> None:
         self._sock.close(0)
+        self._security.release()
         self._ctx.term()
