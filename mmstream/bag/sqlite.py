@@ -102,7 +102,7 @@ class SqliteBag:
             if not convert.is_supported(c.msgtype):
                 self._problem(f"{self.directory}:{c.topic}:type",
                               f"bag {self.directory}: topic {c.topic}: message type {c.msgtype!r} is not supported "
-                              f"(supported: {sorted(convert.ROS_TO_CLASS)}); topic skipped")
+                              f"(supported: {sorted(convert.ROS_TYPES)}); topic skipped")
                 continue
             conns.append(c)
         if not conns:
