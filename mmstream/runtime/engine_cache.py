@@ -1,10 +1,16 @@
-"""TensorRT engine cache: engines keyed so a changed model, TensorRT, GPU, precision or profile
-never runs a stale engine. Pure Python (no tensorrt/torch import): unit-testable anywhere.
+"""TensorRT engine cache: engines keyed so a changed model, TensorRT build, GPU, precision, profile or
+build option never runs a stale engine. Pure Python (no tensorrt/torch import): unit-testable anywhere.
 
-key = sha256 over canonical JSON of {onnx_sha256, trt_version, gpu_name, compute_capability,
-precision, profiles}. Files: ``<key>.engine`` (+ ``<key>.json`` describing it), written
-atomically (temp file in the same directory, fsync, rename). A timing cache per
-(TensorRT version, GPU) lives beside them.
+key = sha256 over canonical JSON of {onnx_sha256, trt_version, cuda_flavour, platform, gpu_name,
+compute_capability, precision, profiles, workspace_bytes, builder_options}. ``cuda_flavour`` is
+needed because the CUDA 12 and CUDA 13 wheels of one TensorRT release report the same
+``trt.__version__``; ``platform`` (OS and machine) because a cache directory can be shared
+between hosts; ``workspace_bytes`` because the workspace limit decides which tactics the builder may
+pick; ``builder_options`` holds every other builder setting that changes the engine (network
+flags today; optimisation level or hardware/version compatibility as soon as they become
+parameters). Files: ``<key>.engine`` (+ ``<key>.json`` describing it), written atomically (temp
+file in the same directory, fsync, rename). A timing cache per (TensorRT version, CUDA flavour,
+GPU) lives beside them.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform as _platform
 import re
 import tempfile
 from dataclasses import asdict, dataclass
@@ -20,6 +27,8 @@ from typing import Any
 
 #: input name -> (min, opt, max) shapes
 Profiles = dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+#: builder option name -> value (JSON scalars only, so the key stays canonical)
+BuilderOptions = dict[str, "str | int | bool | None"]
 
 
 def default_cache_dir() -> Path:
@@ -32,22 +41,60 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def host_platform() -> str:
+    """OS and machine, e.g. ``Linux-x86_64`` or ``Linux-aarch64`` (engines are not portable across them)."""
+    return f"{_platform.system()}-{_platform.machine()}"
+
+
+def tensorrt_cuda_flavour(distributions: dict[str, list[str]] | None = None,
+                          torch_cuda: str | None = None) -> str:
+    """Which CUDA build of TensorRT is installed, e.g. ``cu12`` or ``cu13``.
+
+    The pip wheels name it (``tensorrt-cu12``, ``tensorrt_cu13_bindings``, ``tensorrt_cu12_libs``);
+    ``distributions`` is :func:`importlib.metadata.packages_distributions` (passed in by tests).
+    A TensorRT without a flavoured wheel (a tarball or a distribution package) falls back to the
+    CUDA major version torch was built with, marked as such (``torch-cu12``), else ``unknown``.
+    """
+    if distributions is None:
+        import importlib.metadata
+
+        distributions = importlib.metadata.packages_distributions()
+    names = [*distributions.get("tensorrt", []), *distributions.get("tensorrt_libs", []),
+             *distributions.get("tensorrt_bindings", [])]
+    flavours = sorted({m.group(1) for n in names if (m := re.search(r"(?:^|[-_])(cu\d+)(?:[-_]|$)", n.lower()))})
+    if flavours:
+        return "+".join(flavours)
+    if torch_cuda:
+        return f"torch-cu{str(torch_cuda).split('.')[0]}"
+    return "unknown"
+
+
 @dataclass(frozen=True)
 class EngineKey:
     onnx_sha256: str
     trt_version: str
+    cuda_flavour: str
+    platform: str
     gpu_name: str
     compute_capability: tuple[int, int]
     precision: str
     profiles: tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
+    workspace_bytes: int
+    builder_options: tuple[tuple[str, Any], ...]
 
     @classmethod
     def create(cls, onnx_bytes: bytes, trt_version: str, gpu_name: str, compute_capability: tuple[int, int],
-               precision: str, profiles: Profiles) -> "EngineKey":
+               precision: str, profiles: Profiles, *, workspace_bytes: int, cuda_flavour: str, platform: str,
+               builder_options: BuilderOptions | None = None) -> "EngineKey":
         canon = tuple(sorted((name, tuple(tuple(int(d) for d in s) for s in shapes))
                              for name, shapes in profiles.items()))
-        return cls(sha256_bytes(onnx_bytes), str(trt_version), str(gpu_name),
-                   (int(compute_capability[0]), int(compute_capability[1])), str(precision), canon)
+        options = tuple(sorted((str(k), v) for k, v in (builder_options or {}).items()))
+        for name, value in options:
+            if not isinstance(value, (str, int, bool, type(None))):
+                raise TypeError(f"builder option {name!r} = {value!r}: expected str, int, bool or None")
+        return cls(sha256_bytes(onnx_bytes), str(trt_version), str(cuda_flavour), str(platform), str(gpu_name),
+                   (int(compute_capability[0]), int(compute_capability[1])), str(precision), canon,
+                   int(workspace_bytes), options)
 
     def digest(self) -> str:
         return sha256_bytes(json.dumps(asdict(self), sort_keys=True).encode())
@@ -96,18 +143,23 @@ class EngineCache:
         path.unlink(missing_ok=True)
         path.with_suffix(".json").unlink(missing_ok=True)
 
-    def timing_cache_path(self, trt_version: str, gpu_name: str) -> Path:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{trt_version}-{gpu_name}")
+    def timing_cache_path(self, trt_version: str, gpu_name: str, cuda_flavour: str = "") -> Path:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(p for p in (trt_version, cuda_flavour, gpu_name) if p))
         return self.directory / f"timing-{slug}.cache"
 
-    def load_timing_cache(self, trt_version: str, gpu_name: str) -> bytes:
+    def load_timing_cache(self, trt_version: str, gpu_name: str, cuda_flavour: str = "") -> bytes:
+        """The stored timing cache, or b"" (TensorRT's "start an empty one") if there is none."""
         try:
-            return self.timing_cache_path(trt_version, gpu_name).read_bytes()
+            return self.timing_cache_path(trt_version, gpu_name, cuda_flavour).read_bytes()
         except FileNotFoundError:
             return b""
 
-    def store_timing_cache(self, trt_version: str, gpu_name: str, data: bytes) -> None:
-        atomic_write(self.timing_cache_path(trt_version, gpu_name), data)
+    def store_timing_cache(self, trt_version: str, gpu_name: str, data: bytes, cuda_flavour: str = "") -> None:
+        atomic_write(self.timing_cache_path(trt_version, gpu_name, cuda_flavour), data)
+
+    def drop_timing_cache(self, trt_version: str, gpu_name: str, cuda_flavour: str = "") -> None:
+        """Delete a timing cache TensorRT rejected (corrupt, or written on another device)."""
+        self.timing_cache_path(trt_version, gpu_name, cuda_flavour).unlink(missing_ok=True)
 
 
 def batch_profiles(input_shapes: dict[str, list[Any]], min_batch: int, opt_batch: int, max_batch: int) -> Profiles:
