@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmstream.errors import MmstreamError  # noqa: E402
+from mmstream.errors import MmstreamError, optional_dependency  # noqa: E402
 from mmstream.messages import TextUtterance  # noqa: E402
 from mmstream.runtime.auto import create_backend  # noqa: E402
 from mmstream.runtime.package import load_package  # noqa: E402
@@ -76,7 +76,7 @@ def realistic_window():  # noqa: ANN201
 def pretrained_default_path(threads: int) -> dict | None:
     """The pretrained default model (the one the demo runs) on the sample's windows, in order, as the
     node sees them: per-window latency with and without the face stage (detection + crops)."""
-    from mmstream.pretrained.fetch import default_model_dir
+    from mmstream.pretrained.cache import default_model_dir
     from mmstream.sync.config import SyncConfig
     from mmstream.train.dataset import bag_windows
 
@@ -117,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.model is None:
-        from mmstream.model.export import export_from
-
         args.model = str(Path(tempfile.mkdtemp(prefix="mmstream-bench-")) / "fused_v1")
         t0 = time.perf_counter()
-        export_from(args.model, variant="fused_v1")
+        with optional_dependency("exporting the fused_v1 package to benchmark (or pass --model PACKAGE_DIR)"):
+            from mmstream.model.export import export_from
+
+            export_from(args.model, variant="fused_v1")
         print(json.dumps({"event": "exported", "model": args.model, "seconds": round(time.perf_counter() - t0, 1)}))
     pkg = load_package(args.model)
     env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pipeline = InferencePipeline.open(args.model, "onnxruntime", intra_op_threads=args.threads)
     window = realistic_window()
-    pre = measure(lambda: pipeline.preprocessor.prepare([window]), args.iters)
+    pre = measure(lambda: pipeline.preprocessor.prepare([window], pipeline.stream), args.iters)
     node = measure(lambda: pipeline.run([window]), args.iters)
     print(json.dumps({"backend": "node-path onnxruntime-cpu (preprocess only)", "batch": 1, **pre}))
     print(json.dumps({"backend": "node-path onnxruntime-cpu (preprocess+infer+postprocess)", "batch": 1, **node}))

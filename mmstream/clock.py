@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 
+#: nanoseconds per second: every stamp and duration in mmstream is integer nanoseconds
+NS_PER_S = 1_000_000_000
+
 
 class HostClock:
     """Wall-clock epoch nanoseconds that never step backwards within a process."""

@@ -138,7 +138,7 @@ def test_fused_v1_preprocessor_on_windows(model_package: Path) -> None:  # noqa:
     spec = json.loads((model_package / "model.json").read_text())
     pre = get_preprocessor(spec, model_package)
     windows = [_window(True, True, "I am happy"), _window(False, True, "", gap=True), _window(True, False, "")]
-    feed = pre.prepare(windows)
+    feed, context = pre.prepare(windows)
     for item in spec["inputs"]:
         arr = feed[item["name"]]
         assert arr.dtype == np.dtype(item["dtype"]) and list(arr.shape[1:]) == item["shape"][1:], item
@@ -149,7 +149,7 @@ def test_fused_v1_preprocessor_on_windows(model_package: Path) -> None:  # noqa:
     outputs = {"emotion_probs": np.full((3, 7), 1 / 7, np.float32), "event_probs": np.full((3, 3), 0.5, np.float32),
                "contribution": np.array([[0.2, 0.3, 0.5], [0, 1, 0], [1, 0, 0]], np.float32),
                "modality_presence": feed["presence"]}
-    results = pre.postprocess(outputs, windows)
+    results = pre.postprocess(outputs, context)
     assert results[1].presence == {"video": False, "audio": True, "text": False}
     assert results[0].contribution["text"] == pytest.approx(0.5)
     assert results[0].labels[3] == "happy" and results[0].event_labels[1] == "speech_present"
@@ -183,14 +183,34 @@ def test_face_crop_finds_the_face_and_masks_faceless_frames(model_package: Path)
     with_face.frames = np.repeat(face[None], 10, axis=0)
     blank = _window(True, False, "")
     blank.frames = np.full((10, 512, 512, 3), 90, np.uint8)
-    feed = pre.prepare([with_face, blank])
+    feed, context = pre.prepare([with_face, blank])
     assert feed["frame_mask"][0].sum() == 4 and feed["frame_mask"][1].sum() == 0
     assert feed["presence"][:, 0].tolist() == [1.0, 0.0]
     n = 2
     outputs = {"emotion_probs": np.full((n, 7), 1 / 7, np.float32), "event_probs": np.zeros((n, 3), np.float32),
                "contribution": np.zeros((n, 3), np.float32), "modality_presence": feed["presence"]}
-    results = pre.postprocess(outputs, [with_face, blank])
+    results = pre.postprocess(outputs, context)
     x1, y1, x2, y2 = results[0].boxes[0]
     assert results[0].box_labels == ["face"] and results[0].image_width == 512
+    assert results[0].box_scores.shape == (1,) and results[0].box_scores[0] > 0  # the cascade's confidence
     assert 120 < (x1 + x2) / 2 < 300 and 40 < (y1 + y2) / 2 < 220, results[0].boxes  # the astronaut's face
     assert len(results[1].boxes) == 0
+
+
+def test_fused_v1_rejects_bad_windows_with_bad_window_error(model_package: Path) -> None:  # noqa: F811
+    from mmstream.errors import BadWindowError
+
+    spec = json.loads((model_package / "model.json").read_text())
+    pre = get_preprocessor(spec, model_package)
+    good = _window(True, True, "hi")
+    stereo_less = _window(True, True, "")
+    stereo_less.audio = np.zeros((16000, 0), np.float32)
+    with pytest.raises(BadWindowError, match=r"window 1 of the batch \[1, 1000000001\) ns: audio \(16000, 0\) has no "
+                                             r"channels"):
+        pre.prepare([good, stereo_less])
+    rgba = _window(True, False, "")
+    rgba.frames = np.zeros((10, 120, 160, 4), np.uint8)
+    with pytest.raises(BadWindowError, match=r"bgr8 frames with 4 channels .* expected 3"):
+        pre.prepare([rgba])
+    feed, context = pre.prepare([good])  # and a good window still goes through
+    assert context.size == 1 and feed["presence"].tolist() == [[1, 1, 1]]

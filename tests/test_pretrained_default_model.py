@@ -9,7 +9,7 @@ import pytest
 
 from mmstream.errors import ModelError
 from mmstream.pretrained.face_expression import EXPRESSION_LABELS
-from mmstream.pretrained.fetch import default_model_dir
+from mmstream.pretrained.cache import default_model_dir
 from mmstream.runtime.pipeline import InferencePipeline
 from mmstream.runtime.package import load_package
 from pretrained_support import espeak, fetched_models, make_window, sample_streams, sample_windows
@@ -49,11 +49,12 @@ def test_sample_with_every_modality_is_happy(pipeline: InferencePipeline, sample
         assert est.presence == {"video": True, "audio": True, "text": True}
         assert abs(sum(est.contribution.values()) - 1) < 1e-5
         assert len(det.boxes) == 1 and det.box_labels == ["face"]
+        assert det.box_scores.shape == (1,) and 0 < det.box_scores[0] < 50  # the Haar cascade's confidence
         x1, y1, x2, y2 = det.boxes[0]
         assert 0 <= x1 < x2 <= det.image_width == 640 and 0 <= y1 < y2 <= det.image_height == 480
         assert dict(zip(det.event_labels, det.event_scores))["face_present"] == 1.0
     # the face expert alone, on the tracked sample faces: the fer model's "happy" above 0.99
-    feed = pipeline.preprocessor.prepare(sample)
+    feed, _ = pipeline.preprocessor.prepare(sample)
     assert feed["face_mask"].all()  # the face is found in every frame slot of every window
     face = pipeline.backend.infer(feed)["face_probs"]
     assert np.median(face[:, HAPPY]) > 0.99
@@ -99,7 +100,7 @@ def test_silence_turns_the_audio_expert_off(pipeline: InferencePipeline) -> None
 
 def test_face_alone_reproduces_the_face_expert(pipeline: InferencePipeline, sample: list) -> None:
     w = _strip(sample[2], audio=False, text=False)
-    feed = pipeline.preprocessor.prepare([w])
+    feed, _ = pipeline.preprocessor.prepare([w])
     out = pipeline.backend.infer(feed)
     np.testing.assert_allclose(out["emotion_probs"], out["face_probs"], atol=1e-3)
 
@@ -122,11 +123,12 @@ def test_the_runtime_path_imports_neither_torch_nor_h5py() -> None:
     import sys
 
     code = ("import sys\nfrom mmstream.runtime.pipeline import InferencePipeline\n"
-            "from mmstream.pretrained.fetch import default_model_dir\n"
+            "from mmstream.pretrained.cache import default_model_dir\n"
             f"p = InferencePipeline.open(default_model_dir(root={str(fetched_models())!r}), 'onnxruntime')\n"
             "assert p.preprocessor.text_emotion is not None  # the MiniLM text encoder is active\n"
             "print(p.preprocessor.text_emotion.probs('I am so angry I could scream').argmax())\n"
-            "print(sorted(m for m in ('torch', 'h5py', 'tensorflow') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'h5py', 'tensorflow', 'mmstream.pretrained.fetch',"
+            " 'mmstream.pretrained.build', 'mmstream.pretrained.minilm_export') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "[]"]  # angry, and no torch
@@ -134,11 +136,12 @@ def test_the_runtime_path_imports_neither_torch_nor_h5py() -> None:
 
 def test_tracker_restarts_after_a_time_jump(pipeline: InferencePipeline, sample: list) -> None:
     pre = pipeline.preprocessor
+    stream = pre.new_stream()
     blank = np.full((4, 480, 640, 3), 90, np.uint8)
-    pre.prepare([make_window(0.0, 1.0, frames=blank)])  # no face: the tracker is in its skip-scans state
+    pre.prepare([make_window(0.0, 1.0, frames=blank)], stream)  # no face: the tracker is in its skip-scans state
     far = sample[1]
     shifted = make_window(far.start_ns / 1e9 + 1000, far.end_ns / 1e9 + 1000, frames=far.frames)
-    feed = pre.prepare([shifted])
+    feed, _ = pre.prepare([shifted], stream)
     assert feed["face_mask"].sum() == pre.face_slots  # every slot scanned afresh and found the face
 
 
@@ -169,32 +172,30 @@ def test_overlapping_windows_scan_each_source_frame_once() -> None:
     from mmstream.train.dataset import bag_windows
 
     pipe = InferencePipeline.open(default_model_dir(root=fetched_models()), backend="onnxruntime", fallback="none")
-    pre = pipe.preprocessor
+    pre, stream = pipe.preprocessor, pipe.stream
     windows = list(bag_windows(Path(__file__).parents[1] / "mmstream" / "data" / "sample.mcap", SyncConfig()))
     assert len(windows) > 10
     scanned: list[int] = []
-    update = pre.tracker.update
-    pre.tracker.update = lambda gray: (scanned.append(1), update(gray))[1]  # count tracker updates
+    update = stream.tracker.update
+    stream.tracker.update = lambda gray: (scanned.append(1), update(gray))[1]  # count tracker updates
     used: set[int] = set()
     for w in windows:
         used |= {int(w.frame_stamps_ns[i]) for i in pre._slot_indices(w)}
-        feed = pre.prepare([w])
+        feed, _ = pre.prepare([w], stream)
         if w.frame_mask.all():  # (the first and last windows are partly before/after the video)
             assert feed["face_mask"][0].sum() == pre.face_slots  # every slot still has the face
     assert len(scanned) == len(used)  # each source frame scanned exactly once
     assert len(used) <= len(windows) * pre.face_slots * 0.6  # about half are shared with the previous window
-    # the cached faces are the faces: a fresh preprocessor on one window alone gives the same crops
-    fresh = InferencePipeline.open(default_model_dir(root=fetched_models()), backend="onnxruntime",
-                                   fallback="none").preprocessor
+    # the cached faces are the faces: a fresh stream on one window alone gives the same crops
     w = windows[len(windows) // 2]
-    np.testing.assert_allclose(fresh.prepare([w])["face_mask"], pre.prepare([w])["face_mask"])
+    np.testing.assert_allclose(pre.prepare([w])[0]["face_mask"], pre.prepare([w], stream)[0]["face_mask"])
 
 
 def test_vad_runs_over_the_stream_once_per_frame() -> None:
     """Overlapping windows share their audio frames: each 32 ms frame goes through Silero once, the
     overlap gets the same probabilities in both windows, and a gap or a jump back restarts the stream."""
     from mmstream.preprocess.pretrained_default import VadStream
-    from mmstream.pretrained.fetch import require_file
+    from mmstream.pretrained.cache import require_file
     from mmstream.pretrained.vad import FRAME_SAMPLES, SileroVad
 
     vad = SileroVad(require_file("speech_activity", root=fetched_models()))
@@ -233,7 +234,7 @@ def test_fp16_variant_for_gpus_agrees_with_fp32(pipeline: InferencePipeline, sam
         got = dict(zip(names, sess.run(names, data["in"])))
         for name, want in data["out"].items():
             np.testing.assert_allclose(got[name], want, atol=FP16_ATOL, err_msg=f"{case}/{name}")
-    feed = pipeline.preprocessor.prepare(sample)
+    feed, _ = pipeline.preprocessor.prepare(sample)
     half = sess.run(["emotion_probs"], feed)[0]
     full = pipeline.backend.infer(feed)["emotion_probs"]
     assert (half.argmax(axis=1) == full.argmax(axis=1)).all()

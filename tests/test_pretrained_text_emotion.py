@@ -79,7 +79,7 @@ def test_default_model_uses_minilm_to_name_the_negative_emotion(pipeline: Infere
     golden = load_package(pipeline.package.directory).golden()
     assert not np.allclose(golden["all"]["out"]["emotion_probs"], golden["no_minilm"]["out"]["emotion_probs"])
     w = make_window(0.0, 2.0, texts=["I am terrified of what will happen"])
-    feed = pipeline.preprocessor.prepare([w])
+    feed, _ = pipeline.preprocessor.prepare([w])
     assert feed["text_emotion_present"][0] == 1.0 and LABELS[int(feed["text_emotion"][0].argmax())] == "fear"
     res = pipeline.run([w]).results[0]
     assert res.top[0] == "fear" and res.contribution["text"] == 1.0
@@ -88,7 +88,7 @@ def test_default_model_uses_minilm_to_name_the_negative_emotion(pipeline: Infere
     shutil.copytree(pipeline.package.directory, alone / DEFAULT_MODEL_SUBDIR)  # no text_encoder next to it
     vader = InferencePipeline.open(alone / DEFAULT_MODEL_SUBDIR, backend="onnxruntime", fallback="none")
     assert vader.preprocessor.text_emotion is None
-    feed = vader.preprocessor.prepare([w])
+    feed, _ = vader.preprocessor.prepare([w])
     assert feed["text_emotion_present"][0] == 0.0 and not feed["text_emotion"].any()
     res_vader = vader.run([w]).results[0]
     assert res_vader.top[0] in ("angry", "disgust", "fear", "sad")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmstream.pretrained.fetch import require_file
+from mmstream.pretrained.cache import require_file
 from mmstream.pretrained.vad import FRAME_SAMPLES, SileroVad
 from pretrained_support import espeak, fetched_models
 

@@ -7,7 +7,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from mmstream.errors import MmstreamError
+from mmstream.errors import MmstreamError, optional_dependency
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 
@@ -27,7 +27,8 @@ def _run(args: argparse.Namespace) -> int:
         raise MmstreamError(f"no benchmark {args.name!r}: expected {path} (benchmarks ship with the source checkout)")
     sys.argv = [str(path), *args.bench_args]
     try:
-        runpy.run_path(str(path), run_name="__main__")
+        with optional_dependency(f"`mmstream bench {args.name}`"):
+            runpy.run_path(str(path), run_name="__main__")
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0

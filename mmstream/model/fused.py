@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmstream.model.config import MODALITIES, FusedModelConfig
+from mmstream.messages import MODALITIES
+from mmstream.model.config import FusedModelConfig
 from mmstream.model.encoders import AudioEncoder, FrameEncoder, TextEncoder
 from mmstream.model.fusion import build_fusion
 from mmstream.model.heads import DetectionHead, EmotionHead

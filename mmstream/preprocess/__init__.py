@@ -10,15 +10,20 @@ Interface (small on purpose)::
 
     @register_preprocessor("my_kind")
     class MyPre(Preprocessor):
-        def prepare(self, windows): ...            # list[Window] -> {input name: batched np.ndarray}
-        def postprocess(self, outputs, windows): ...  # {output name: np.ndarray} -> list[WindowResult]
+        def new_stream(self): ...                  # state carried window to window (or None)
+        def prepare(self, windows, stream=None): ...  # -> ({input name: batched np.ndarray}, BatchContext)
+        def postprocess(self, outputs, context): ...  # {output name: np.ndarray}, BatchContext -> list[WindowResult]
 
     pre = get_preprocessor(spec, package_dir)      # instance for spec["preprocessing"]["kind"]
+    stream = pre.new_stream()
+    feed, context = pre.prepare(windows, stream)   # BadWindowError for a window it must reject
+    results = pre.postprocess(backend.infer(feed), context)
 
 Lookup: a kind not yet registered is looked for in the module ``mmstream.preprocess.<kind>``
 (imported on first use), so ``kind: "fused_v1"`` lives in ``mmstream/preprocess/fused_v1.py`` and
 ``kind: "pretrained_default"`` in ``mmstream/preprocess/pretrained_default.py``. Parameters are
-read by the preprocessor from ``spec["preprocessing"]["params"]``. numpy only: no torch here.
+parsed by the preprocessor from ``spec["preprocessing"]["params"]`` into a frozen dataclass
+(:func:`mmstream.preprocess.spec_params.parse_params`: unknown keys are errors). numpy only: no torch here.
 """
 
 from __future__ import annotations

@@ -16,34 +16,46 @@ Per window:
          (text_emotion, text_emotion_present 1); otherwise zeros and text_emotion_present 0, and the
          model's text expert is VADER alone. Which one is used is logged once.
 
-The tracker keeps state across windows (the graph feeds windows in time order); a window that
-starts no later than the previous one (a replay restarting) or more than 1 s after its end
-resets it. With nothing in view, every 2nd frame slot gets a full scan (with tilted retries).
-The VAD stream restarts with it, and on a gap in the windows.
+State that runs from window to window (the graph feeds windows in time order) lives in a
+:class:`DefaultStream` the caller owns (:meth:`PretrainedDefaultPreprocessor.new_stream`; the
+inference pipeline holds one): the face tracker, the VAD stream and the faces of recent frames. A
+window that starts no later than the previous one (a replay restarting) or more than 1 s after its
+end resets it. With nothing in view, every 2nd frame slot gets a full scan (with tilted retries).
+The preprocessor itself keeps only the loaded models and a memo of text scores (a pure function).
+
+Params (``spec["preprocessing"]["params"]``) are parsed into :class:`PretrainedDefaultParams`: an
+unknown key is a ModelError naming model.json, the key and the keys allowed.
+Detections: the boxes of the window's latest face frame with the Haar cascade's confidence
+(:attr:`~mmstream.pretrained.face_detect.FaceBox.score`) as box_scores.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mmstream.clock import NS_PER_S
 from mmstream.errors import ModelError
-from mmstream.messages import Window
+from mmstream.messages import MODALITIES, Window
 from mmstream.preprocess import Preprocessor, WindowResult, register_preprocessor
+from mmstream.preprocess.base import BatchContext, FrameBoxes, check_windows
+from mmstream.preprocess.logmel import resample_linear
+from mmstream.preprocess.spec_params import parse_params
 from mmstream.pretrained.face_detect import (FaceBox, FaceDetector, FaceTracker, crop_face, main_face, normalize_face,
                                              to_gray)
 from mmstream.pretrained.prosody import prosody_cues
 from mmstream.pretrained.text_emotion import TextEmotion, text_encoder_available
 from mmstream.pretrained.text_sentiment import TextSentiment
-from mmstream.pretrained.vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad, resample_linear
+from mmstream.pretrained.vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad
 
-MODALITY_ORDER = ("video", "audio", "text")
-MAX_TRACK_GAP_NS = 1_000_000_000  # windows further apart than this start a fresh track
+MAX_TRACK_GAP_NS = NS_PER_S  # windows further apart than this start a fresh track
 TEXT_CACHE_SIZE = 32  # texts whose scores are kept (overlapping windows share their utterances)
 log = logging.getLogger("mmstream.preprocess.pretrained_default")
 
@@ -68,7 +80,7 @@ class VadStream:
 
     def window(self, mono16k: np.ndarray, start_ns: int) -> tuple[int, np.ndarray]:
         """(offset of the first whole frame in the window, probabilities of the whole frames inside)."""
-        s0 = start_ns * SAMPLE_RATE_HZ // 1_000_000_000
+        s0 = start_ns * SAMPLE_RATE_HZ // NS_PER_S
         end = s0 + mono16k.size
         if self._next is None or self._next < s0 or self._next > end:  # first window, a gap, or a jump back
             self.reset()
@@ -85,33 +97,85 @@ class VadStream:
         return starts[0] - s0, np.array([self._probs[k] for k in starts], np.float32)
 
 
+@dataclass(frozen=True)
+class PretrainedDefaultParams:
+    """``spec["preprocessing"]["params"]`` of a pretrained_default package (see default_model.model_spec)."""
+
+    face_slots: int = 4             # frame slots per window fed to the face CNN
+    face_size: int = 64             # face crop side, pixels (the CNN's input)
+    face_margin: float = 0.1        # fer's crop margin, as a fraction of the face side
+    detect_side_px: int = 320       # the Haar scan runs on a copy whose longer side is this
+    redetect_every: int = 10        # full scans every this many frames while a face is tracked
+    empty_rescan_every: int = 2     # full scans every this many frames while none is in view
+    speech_threshold: float = 0.5   # VAD probability above which a 32 ms frame counts as speech
+    sample_rate_hz: int = SAMPLE_RATE_HZ  # the audio branch's rate (Silero VAD's); windows are resampled to it
+    text_encoder_dir: str = ""      # MiniLM text encoder, relative to the package ("": VADER only)
+
+    def __post_init__(self) -> None:
+        if min(self.face_slots, self.face_size, self.detect_side_px, self.redetect_every,
+               self.empty_rescan_every) < 1:
+            raise ValueError("face_slots, face_size, detect_side_px, redetect_every and empty_rescan_every "
+                             "must be >= 1")
+        if not 0.0 <= self.speech_threshold <= 1.0 or self.face_margin < 0.0:
+            raise ValueError(f"speech_threshold {self.speech_threshold} (expected 0..1) / face_margin "
+                             f"{self.face_margin} (expected >= 0)")
+        if self.sample_rate_hz != SAMPLE_RATE_HZ:
+            raise ValueError(f"sample_rate_hz {self.sample_rate_hz}: the audio branch runs at {SAMPLE_RATE_HZ} "
+                             f"(Silero VAD)")
+
+
+class DefaultStream:
+    """What runs from window to window of one time-ordered stream: the face tracker, the VAD stream,
+    the faces of recent source frames (by stamp) and the span of the last window."""
+
+    def __init__(self, tracker: FaceTracker, vad: VadStream) -> None:
+        self.tracker = tracker
+        self.vad = vad
+        self.faces: dict[int, tuple] = {}  # frame stamp -> (crop or None, faces, width, height)
+        self.last_start_ns: int | None = None
+        self.last_end_ns = 0
+
+    def follow(self, w: Window) -> None:
+        """Move on to window ``w``: a replay restarting or a gap makes what was tracked stale."""
+        if self.last_start_ns is not None and (w.start_ns <= self.last_start_ns
+                                               or w.start_ns - self.last_end_ns > MAX_TRACK_GAP_NS):
+            self.tracker.reset()
+            self.faces.clear()
+            self.vad.reset()
+        else:  # windows come in time order: frames a window length before this one are not asked for again
+            horizon = w.start_ns - (w.end_ns - w.start_ns)
+            for stamp in [k for k in self.faces if k < horizon]:
+                del self.faces[stamp]
+        self.last_start_ns, self.last_end_ns = w.start_ns, w.end_ns
+
+
 @register_preprocessor("pretrained_default")
 class PretrainedDefaultPreprocessor(Preprocessor):
     def __init__(self, spec: dict[str, Any], package_dir: Path) -> None:
         super().__init__(spec, package_dir)
-        p = dict(spec.get("preprocessing", {}).get("params", {}))
-        self.face_slots = int(p.get("face_slots", 4))
-        self.face_size = int(p.get("face_size", 64))
-        self.face_margin = float(p.get("face_margin", 0.1))
-        self.speech_threshold = float(p.get("speech_threshold", 0.5))
+        p = parse_params(PretrainedDefaultParams, (spec.get("preprocessing") or {}).get("params"),
+                         file=self.spec_path)
+        self.params = p
+        self.face_slots, self.face_size, self.face_margin = p.face_slots, p.face_size, p.face_margin
+        self.speech_threshold = p.speech_threshold
         self.labels = list(spec.get("labels", []))
         self.event_labels = list(spec.get("event_labels", ["face_present", "speech_present"]))
         if not self.labels:
             raise ModelError(f"model spec {spec.get('name', '?')!r} in {package_dir}: no 'labels'")
-        self.tracker = FaceTracker(FaceDetector(detect_side_px=int(p.get("detect_side_px", 320))),
-                                   redetect_every=int(p.get("redetect_every", 10)),
-                                   empty_rescan_every=int(p.get("empty_rescan_every", 2)))
-        self.vad_stream = VadStream(SileroVad())
+        self.detector = FaceDetector(detect_side_px=p.detect_side_px)
+        self.vad = SileroVad()  # the loaded model; each stream runs its own recurrent state on it
         self.text = TextSentiment()
         # packages built before text_emotion existed (builder < 5) have no such inputs: VADER only
         self._emotion_inputs = any(i.get("name") == "text_emotion" for i in spec.get("inputs", []))
         self.text_emotion = self._open_text_emotion(package_dir, p) if self._emotion_inputs else None
-        self._text_cache: collections.OrderedDict[str, tuple[np.ndarray, np.ndarray]] = collections.OrderedDict()
-        self._last_start_ns: int | None = None
-        self._last_end_ns = 0
-        self._boxes: list[tuple[np.ndarray, int, int]] = []  # per window of the last prepare()
-        self._last_feed: dict[str, np.ndarray] | None = None
-        self._face_cache: collections.OrderedDict[int, tuple] = collections.OrderedDict()  # frame stamp -> face
+        # overlapping windows share their utterances: text scores are a pure function of the text
+        self._text_scores = functools.lru_cache(maxsize=TEXT_CACHE_SIZE)(self._score_text)
+
+    def new_stream(self) -> DefaultStream:
+        p = self.params
+        return DefaultStream(FaceTracker(self.detector, redetect_every=p.redetect_every,
+                                         empty_rescan_every=p.empty_rescan_every),
+                             VadStream(self.vad.fresh()))
 
     # ------------------------------------------------------------------ video
     def _slot_indices(self, w: Window) -> list[int]:
@@ -121,7 +185,7 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         windows (hop < length) pick the *same* source frames where they overlap and the per-frame
         cache answers for them: with the default 1 s / 0.5 s windows half the faces are reused.
         """
-        real = [i for i in range(w.frames.shape[0]) if bool(w.frame_mask[i])] if w.frames.ndim == 4 else []
+        real = [i for i in range(w.frames.shape[0]) if bool(w.frame_mask[i])]
         if len(real) <= self.face_slots:
             return real
         stamps = [int(w.frame_stamps_ns[i]) for i in real]
@@ -140,48 +204,53 @@ class PretrainedDefaultPreprocessor(Preprocessor):
                 picks.append(real[j])
         return picks
 
-    def _face_of(self, w: Window, i: int) -> tuple[np.ndarray | None, list[FaceBox], int, int]:
+    def _face_of(self, w: Window, i: int, stream: DefaultStream) -> tuple[np.ndarray | None, list[FaceBox], int, int]:
         """(normalized face crop or None, faces found, width, height) of frame ``i``; each source
         frame (by stamp) is scanned once, so the tracker sees frames once and in time order."""
         stamp = int(w.frame_stamps_ns[i])
-        hit = self._face_cache.get(stamp) if stamp else None
+        hit = stream.faces.get(stamp) if stamp else None
         if hit is not None:
             return hit
         gray = to_gray(w.frames[i], w.frame_encoding)
         height, width = gray.shape[:2]
-        found = self.tracker.update(gray)
+        found = stream.tracker.update(gray)
         box = main_face(found, width, height)
         face = None if box is None else normalize_face(crop_face(gray, box, size=self.face_size,
                                                                  margin=self.face_margin))
         result = (face, found, width, height)
         if stamp:
-            self._face_cache[stamp] = result
-            while len(self._face_cache) > 4 * self.face_slots:
-                self._face_cache.popitem(last=False)
+            stream.faces[stamp] = result
         return result
 
-    def _faces(self, w: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    def _faces(self, w: Window, stream: DefaultStream) -> tuple[np.ndarray, np.ndarray, FrameBoxes | None]:
+        """(face crops, their mask, the boxes of the latest face frame with the size of the frames
+        scanned; None when no frame was scanned)."""
         faces = np.zeros((self.face_slots, 1, self.face_size, self.face_size), np.float32)
         mask = np.zeros(self.face_slots, np.float32)
-        boxes = np.zeros((0, 4), np.float32)
+        latest: list[FaceBox] = []
+        scanned = False
         height = width = 0
         for slot, i in enumerate(self._slot_indices(w)):
-            face, found, width, height = self._face_of(w, i)
+            face, found, width, height = self._face_of(w, i, stream)
+            scanned = True
             if face is None:
                 continue
             faces[slot, 0] = face
             mask[slot] = 1.0
-            boxes = np.stack([b.as_array() for b in found]) if found else boxes  # boxes of the latest face frame
-        return faces, mask, boxes, width, height
+            latest = found
+        if not scanned:
+            return faces, mask, None
+        boxes = np.stack([b.as_array() for b in latest]) if latest else np.zeros((0, 4), np.float32)
+        return faces, mask, FrameBoxes(boxes, np.array([b.score for b in latest], np.float32), width, height)
 
     # ------------------------------------------------------------------ audio
-    def _audio(self, w: Window) -> tuple[np.ndarray, float]:
+    def _audio(self, w: Window, stream: DefaultStream) -> tuple[np.ndarray, float]:
         if not w.presence.get("audio", True) or w.audio.size == 0 or not w.audio_mask.any():
             return np.zeros(4, np.float32), 0.0
         mono = w.audio.astype(np.float32).mean(axis=1)
-        mono = resample_linear(mono, int(w.sample_rate_hz))
-        real = resample_linear(w.audio_mask.astype(np.float32), int(w.sample_rate_hz)) > 0.5
-        offset, probs = self.vad_stream.window(mono, w.start_ns)
+        mono = resample_linear(mono, int(w.sample_rate_hz), SAMPLE_RATE_HZ)
+        real = resample_linear(w.audio_mask.astype(np.float32), int(w.sample_rate_hz), SAMPLE_RATE_HZ) > 0.5
+        offset, probs = stream.vad.window(mono, w.start_ns)
         if probs.size == 0:
             return np.zeros(4, np.float32), 1.0
         speech_prob = float(np.percentile(probs, 80))
@@ -194,9 +263,9 @@ class PretrainedDefaultPreprocessor(Preprocessor):
 
     # ------------------------------------------------------------------ text
     @staticmethod
-    def _open_text_emotion(package_dir: Path, params: dict[str, Any]) -> TextEmotion | None:
+    def _open_text_emotion(package_dir: Path, params: PretrainedDefaultParams) -> TextEmotion | None:
         """The MiniLM text emotion scorer when its files are there (else None: VADER only); logged once."""
-        rel = params.get("text_encoder_dir")
+        rel = params.text_encoder_dir
         directory = (Path(package_dir) / rel).resolve() if rel else None
         if directory is not None and text_encoder_available(directory):
             log.info("text branch: VADER valence + MiniLM emotion scores (%s)", directory)
@@ -206,21 +275,24 @@ class PretrainedDefaultPreprocessor(Preprocessor):
                      "without --no-minilm builds it)", directory)
         return None
 
+    def _score_text(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(VADER scores, MiniLM emotion probabilities or zeros) of ``text``; memoized per preprocessor."""
+        emotion = self.text_emotion.probs(text) if self.text_emotion is not None else \
+            np.zeros(len(self.labels), np.float32)
+        return self.text.scores(text), emotion
+
     def _text(self, w: Window) -> tuple[np.ndarray, float, np.ndarray, float]:
         """(VADER scores, text_present, MiniLM emotion probabilities or zeros, text_emotion_present)."""
         text = " ".join(u.text.strip() for u in w.utterances if u.text.strip())
-        no_emotion = np.zeros(len(self.labels), np.float32)
         if not text or not w.presence.get("text", True):
-            return np.array([0.0, 1.0, 0.0, 0.0], np.float32), 0.0, no_emotion, 0.0
-        hit = self._text_cache.get(text)
-        if hit is None:
-            emotion = self.text_emotion.probs(text) if self.text_emotion is not None else no_emotion
-            hit = self._text_cache[text] = (self.text.scores(text), emotion)
-            while len(self._text_cache) > TEXT_CACHE_SIZE:
-                self._text_cache.popitem(last=False)
-        return hit[0], 1.0, hit[1], float(self.text_emotion is not None)
+            return np.array([0.0, 1.0, 0.0, 0.0], np.float32), 0.0, np.zeros(len(self.labels), np.float32), 0.0
+        scores, emotion = self._text_scores(text)
+        return scores, 1.0, emotion, float(self.text_emotion is not None)
 
-    def prepare(self, windows: list[Window]) -> dict[str, np.ndarray]:
+    def prepare(self, windows: list[Window], stream: DefaultStream | None = None
+                ) -> tuple[dict[str, np.ndarray], BatchContext]:
+        check_windows(windows)  # before the stream moves
+        stream = stream if stream is not None else self.new_stream()
         b = len(windows)
         feed = {"faces": np.zeros((b, self.face_slots, 1, self.face_size, self.face_size), np.float32),
                 "face_mask": np.zeros((b, self.face_slots), np.float32),
@@ -228,50 +300,46 @@ class PretrainedDefaultPreprocessor(Preprocessor):
                 "text_scores": np.zeros((b, 4), np.float32), "text_present": np.zeros(b, np.float32),
                 "text_emotion": np.zeros((b, len(self.labels)), np.float32),
                 "text_emotion_present": np.zeros(b, np.float32)}
-        self._boxes = []
+        context = BatchContext(size=b)
         stages = {"faces": 0.0, "audio": 0.0, "text": 0.0}  # face detection + CNN crops, VAD + prosody, VADER + MiniLM
         for k, w in enumerate(windows):
-            if self._last_start_ns is not None and (w.start_ns <= self._last_start_ns
-                                                     or w.start_ns - self._last_end_ns > MAX_TRACK_GAP_NS):
-                self.tracker.reset()  # a replay restarted, or a gap: what was tracked is stale
-                self._face_cache.clear()
-                self.vad_stream.reset()
-            self._last_start_ns, self._last_end_ns = w.start_ns, w.end_ns
+            stream.follow(w)
             t0 = time.perf_counter()
+            boxes = None
             if w.presence.get("video", True):
-                feed["faces"][k], feed["face_mask"][k], boxes, width, height = self._faces(w)
-            else:
-                boxes, width, height = np.zeros((0, 4), np.float32), 0, 0
-            self._boxes.append((boxes, width, height))
+                feed["faces"][k], feed["face_mask"][k], boxes = self._faces(w, stream)
+            context.boxes.append(boxes)
             t1 = time.perf_counter()
-            feed["audio_cues"][k], feed["audio_present"][k] = self._audio(w)
+            feed["audio_cues"][k], feed["audio_present"][k] = self._audio(w, stream)
             t2 = time.perf_counter()
             (feed["text_scores"][k], feed["text_present"][k], feed["text_emotion"][k],
              feed["text_emotion_present"][k]) = self._text(w)
             t3 = time.perf_counter()
+            context.presence.append({"audio": bool(feed["audio_present"][k] > 0.5),
+                                     "text": bool(feed["text_present"][k] > 0.5)})
             for stage, ms in (("faces", t1 - t0), ("audio", t2 - t1), ("text", t3 - t2)):
                 stages[stage] += ms * 1e3
         if not self._emotion_inputs:
             del feed["text_emotion"], feed["text_emotion_present"]
-        self._last_feed = feed
-        self.stage_ms = {k: round(v, 3) for k, v in stages.items()}
-        return feed
+        context.stage_ms = {k: round(v, 3) for k, v in stages.items()}
+        return feed, context
 
-    def postprocess(self, outputs: dict[str, np.ndarray], windows: list[Window]) -> list[WindowResult]:
+    def postprocess(self, outputs: dict[str, np.ndarray], context: BatchContext) -> list[WindowResult]:
         results = []
-        feed = self._last_feed
-        for k, _w in enumerate(windows):
+        for k in range(context.size):
             probs = outputs["emotion_probs"][k]
             contribution = outputs["contribution"][k]
             events = outputs["events"][k]
-            boxes, width, height = self._boxes[k] if k < len(self._boxes) else (np.zeros((0, 4), np.float32), 0, 0)
-            presence = {"video": bool(events[0] > 0.5),
-                        "audio": bool(feed is not None and feed["audio_present"][k] > 0.5),
-                        "text": bool(feed is not None and feed["text_present"][k] > 0.5)}
+            face = context.boxes[k]
+            boxes = face.boxes if face is not None else np.zeros((0, 4), np.float32)
+            presence = {"video": bool(events[0] > 0.5), **context.presence[k]}
             results.append(WindowResult(
                 labels=list(self.labels), probs=[float(x) for x in probs], presence=presence,
-                contribution={m: float(c) for m, c in zip(MODALITY_ORDER, contribution)},
+                contribution={m: float(c) for m, c in zip(MODALITIES, contribution)},
                 event_labels=list(self.event_labels), event_scores=[float(x) for x in events],
-                boxes=boxes.astype(np.float32), box_scores=np.ones(len(boxes), np.float32),
-                box_labels=["face"] * len(boxes), image_width=width, image_height=height))
+                boxes=boxes.astype(np.float32),
+                box_scores=face.scores if face is not None else np.zeros(0, np.float32),
+                box_labels=[face.label if face is not None else "face"] * len(boxes),
+                image_width=face.width if face is not None else 0,
+                image_height=face.height if face is not None else 0))
         return results

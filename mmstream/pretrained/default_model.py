@@ -54,12 +54,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmstream.errors import ModelError
-from mmstream.pretrained.fetch import built_with, staged_directory
+from mmstream.messages import MODALITIES
+from mmstream.pretrained.build import built_with, staged_directory
+from mmstream.pretrained.cache import TEXT_ENCODER_SUBDIR, load_manifest
 from mmstream.pretrained.face_expression import EXPRESSION_LABELS, INPUT_SIZE, MiniXception, load_keras_mini_xception
-from mmstream.pretrained.text_emotion import LABELS as TEXT_EMOTION_LABELS
-from mmstream.pretrained.text_emotion import MAX_TOKENS, PROTOTYPE_SENTENCES, TEMPERATURE, TEXT_ENCODER_SUBDIR
-
-assert tuple(TEXT_EMOTION_LABELS) == tuple(EXPRESSION_LABELS), "text emotion labels must follow EXPRESSION_LABELS"
+from mmstream.pretrained.text_emotion import MAX_TOKENS, PROTOTYPE_SENTENCES, TEMPERATURE
 
 BUILDER_VERSION = 6
 MODEL_NAME = "pretrained_default"
@@ -106,7 +105,7 @@ class DefaultFusedModel(nn.Module):
         self.register_buffer("text_weights", torch.from_numpy(TEXT_WEIGHTS.copy()))
         self.register_buffer("audio_weights", torch.from_numpy(AUDIO_WEIGHTS.copy()))
         self.register_buffer("prior_logp", torch.from_numpy(np.log(PRIOR_PROBS / PRIOR_PROBS.sum())))
-        self.register_buffer("gate_weights", torch.tensor([GATE_WEIGHTS[m] for m in ("video", "audio", "text")]))
+        self.register_buffer("gate_weights", torch.tensor([GATE_WEIGHTS[m] for m in MODALITIES]))
 
     def forward(self, faces: torch.Tensor, face_mask: torch.Tensor, audio_cues: torch.Tensor,
                 audio_present: torch.Tensor, text_scores: torch.Tensor, text_present: torch.Tensor,
@@ -208,8 +207,6 @@ def golden_cases(model: DefaultFusedModel) -> dict[str, np.ndarray]:
 
 def build_key(files: dict[str, Path]) -> str:
     """What the built package depends on: builder version, pretrained checksums, fusion constants."""
-    from mmstream.pretrained.fetch import load_manifest
-
     manifest = load_manifest()
     h = hashlib.sha256(f"builder {BUILDER_VERSION} torch {torch.__version__}".encode())
     for name in sorted(manifest["files"]):
@@ -223,8 +220,6 @@ def build_key(files: dict[str, Path]) -> str:
 
 
 def model_spec(key: str) -> dict:
-    from mmstream.pretrained.fetch import load_manifest
-
     manifest = load_manifest()
     sources = {name: {"package": e["package"], "version": manifest["packages"][e["package"]]["version"],
                       "path_in_wheel": e["path_in_wheel"], "sha256": e["sha256"], "license": e["license"],

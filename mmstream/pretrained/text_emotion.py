@@ -26,14 +26,13 @@ from typing import Any
 import numpy as np
 
 from mmstream.errors import ModelError
+from mmstream.model.config import EMOTION_LABELS
+from mmstream.pretrained.cache import FETCH_COMMAND, TEXT_ENCODER_SUBDIR, models_dir
 
-TEXT_ENCODER_SUBDIR = "text_encoder"
 ENCODER_FILE = "minilm.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 PROTOTYPES_FILE = "text_emotion.json"
-FETCH_COMMAND = "mmstream models fetch"
-# the order of EXPRESSION_LABELS (mmstream.pretrained.face_expression, which imports torch)
-LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+LABELS = EMOTION_LABELS  # the face CNN's order; the prototypes below follow it
 MAX_TOKENS = 128  # sentence-transformers' max_seq_length for all-MiniLM-L6-v2 (longer text is truncated)
 EMBEDDING_DIM = 384
 # Cosines of MiniLM embeddings between related sentences differ by ~0.05-0.3; /0.05 turns a lead of
@@ -97,11 +96,7 @@ PROTOTYPE_SENTENCES: dict[str, tuple[str, ...]] = {
 
 def text_encoder_dir(root: str | Path | None = None) -> Path:
     """``<models_dir>/text_encoder`` (whether or not it is there)."""
-    if root is None:
-        from mmstream.pretrained.fetch import models_dir
-
-        root = models_dir()
-    return Path(root) / TEXT_ENCODER_SUBDIR
+    return Path(models_dir() if root is None else root) / TEXT_ENCODER_SUBDIR
 
 
 def text_encoder_available(directory: str | Path) -> bool:

@@ -8,24 +8,17 @@ probability of those 512 samples (32 ms) and the next state. This mirrors silero
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 
 from mmstream.errors import ModelError
+from mmstream.preprocess.logmel import resample_linear
 
 SAMPLE_RATE_HZ = 16000
 FRAME_SAMPLES = 512
 CONTEXT_SAMPLES = 64
-
-
-def resample_linear(audio: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """Mono float32 resampled by linear interpolation (enough for speech activity)."""
-    if from_hz == to_hz or audio.size == 0:
-        return audio.astype(np.float32, copy=False)
-    n_out = int(round(audio.size * to_hz / from_hz))
-    t_out = np.arange(n_out, dtype=np.float64) * (from_hz / to_hz)
-    return np.interp(t_out, np.arange(audio.size), audio).astype(np.float32)
 
 
 class SileroVad:
@@ -35,7 +28,7 @@ class SileroVad:
         import onnxruntime as ort
 
         if onnx_path is None:
-            from mmstream.pretrained.fetch import require_file
+            from mmstream.pretrained.cache import require_file
 
             onnx_path = require_file("speech_activity")
         opts = ort.SessionOptions()
@@ -49,6 +42,12 @@ class SileroVad:
         if names != {"input", "state", "sr"}:
             raise ModelError(f"{onnx_path}: inputs {sorted(names)}, expected input/state/sr (Silero VAD v5+)")
         self.reset()
+
+    def fresh(self) -> "SileroVad":
+        """Another stream on the same loaded model: its own recurrent state, this one's ONNX session."""
+        other = copy.copy(self)
+        other.reset()
+        return other
 
     def reset(self) -> None:
         self._state = np.zeros((2, 1, 128), np.float32)
@@ -68,7 +67,7 @@ class SileroVad:
     def push(self, audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
         """Feed any number of samples (mono); return the probabilities of the frames completed."""
         audio = np.asarray(audio, np.float32).reshape(-1)
-        audio = resample_linear(audio, sample_rate_hz)
+        audio = resample_linear(audio, sample_rate_hz, SAMPLE_RATE_HZ)
         buf = np.concatenate([self._pending, audio])
         n = buf.size // FRAME_SAMPLES
         probs = np.array([self.frame_probability(buf[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES]) for i in range(n)],
@@ -79,7 +78,7 @@ class SileroVad:
     def probabilities(self, audio: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
         """Per-frame speech probabilities of one clip from a fresh state (last partial frame zero-padded)."""
         self.reset()
-        audio = resample_linear(np.asarray(audio, np.float32).reshape(-1), sample_rate_hz)
+        audio = resample_linear(np.asarray(audio, np.float32).reshape(-1), sample_rate_hz, SAMPLE_RATE_HZ)
         pad = (-audio.size) % FRAME_SAMPLES
         probs = self.push(np.concatenate([audio, np.zeros(pad, np.float32)]))
         self.reset()

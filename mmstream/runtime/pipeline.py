@@ -5,6 +5,12 @@ validates everything at start and raises ModelError naming the file and the mism
 a missing/corrupt package or ONNX file, runtime inputs that differ from model.json, a
 preprocessor whose feed differs from model.json, or outputs that differ from golden.npz.
 A backend that fails at run time is replaced by the fallback backend (logged once).
+
+The check at open runs the preprocessor on synthetic windows with a throwaway stream, so opening
+leaves no state behind: the pipeline's own stream (face tracks, VAD; :attr:`InferencePipeline.stream`)
+starts fresh with the first window it runs. A window preprocessing must reject raises
+:class:`~mmstream.errors.BadWindowError` from :meth:`InferencePipeline.run` (before any state moves);
+any other exception is a bug or a backend failure.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 
 from mmstream.errors import BackendError, ModelError
 from mmstream.messages import Detections, EmotionEstimate, Header, Window
+from mmstream.clock import NS_PER_S
 from mmstream.preprocess import Preprocessor, WindowResult, get_preprocessor
 from mmstream.runtime.auto import create_backend
 from mmstream.runtime.base import Backend
@@ -42,7 +49,7 @@ def synthetic_window(sample_rate_hz: int = 16000) -> Window:
     """A 1 s window with a 320×240 frame, a tone and no text; used to check a preprocessor's feed."""
     t = np.arange(sample_rate_hz) / sample_rate_hz
     audio = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)[:, None]
-    return Window(start_ns=0, end_ns=1_000_000_000, sample_rate_hz=sample_rate_hz,
+    return Window(start_ns=0, end_ns=NS_PER_S, sample_rate_hz=sample_rate_hz,
                   presence={"video": True, "audio": True, "text": False}, coverage={},
                   frames=np.full((2, 240, 320, 3), 128, np.uint8), frame_mask=np.ones(2, bool),
                   frame_stamps_ns=np.array([0, 500_000_000], np.int64), audio=audio,
@@ -72,13 +79,16 @@ class InferencePipeline:
         self.fallback = fallback
         self.backend_options = backend_options or {}
         self.fell_back = False
+        #: state carried from window to window (see Preprocessor.new_stream); windows are run in time order
+        self.stream = preprocessor.new_stream()
 
     @classmethod
     def open(cls, model_dir: str | Path, backend: str = "auto", *, fallback: str = "onnxruntime",
              verify: bool = True, **backend_options: Any) -> "InferencePipeline":
         package = load_package(model_dir)
         preprocessor = get_preprocessor(package.spec, package.directory)
-        check_feed(package, preprocessor.prepare([synthetic_window()] * 2), 2, preprocessor.kind)
+        probe, _ = preprocessor.prepare([synthetic_window()] * 2, preprocessor.new_stream())  # a throwaway stream
+        check_feed(package, probe, 2, preprocessor.kind)
         be = create_backend(backend, package, **backend_options)
         if verify:
             verify_golden(package, be)
@@ -107,13 +117,21 @@ class InferencePipeline:
             return self.backend.infer(feed)
 
     def run(self, windows: list[Window], received_s: list[float] | None = None) -> BatchOutput:
-        """Preprocess, infer and postprocess one micro-batch; builds the output messages."""
+        """Preprocess, infer and postprocess one micro-batch (windows in time order); builds the output messages.
+
+        ``received_s`` (perf_counter seconds, one per window) times the queue wait. BadWindowError, with
+        nothing run and the stream untouched, when a window cannot be preprocessed.
+        """
+        if received_s is not None and len(received_s) != len(windows):
+            raise ValueError(f"InferencePipeline.run: {len(received_s)} arrival times for {len(windows)} windows")
+        if not windows:
+            return BatchOutput()
         t0 = time.perf_counter()
-        feed = self.preprocessor.prepare(windows)
+        feed, context = self.preprocessor.prepare(list(windows), self.stream)
         t1 = time.perf_counter()
         outputs = self._infer(feed)
         t2 = time.perf_counter()
-        results = self.preprocessor.postprocess(outputs, windows)
+        results = self.preprocessor.postprocess(outputs, context)
         t3 = time.perf_counter()
         out = BatchOutput(results=results, preprocess_ms=(t1 - t0) * 1e3, infer_ms=(t2 - t1) * 1e3)
         backend = self.backend_name
@@ -121,7 +139,7 @@ class InferencePipeline:
             start = received_s[i] if received_s else t0
             latency = {"preprocess": out.preprocess_ms, "infer": out.infer_ms, "postprocess": (t3 - t2) * 1e3,
                        "queue": max(0.0, (t0 - start) * 1e3), "total": (t3 - start) * 1e3,
-                       **{f"preprocess_{k}": v for k, v in self.preprocessor.stage_ms.items()}}
+                       **{f"preprocess_{k}": v for k, v in context.stage_ms.items()}}
             latency = {k: round(v, 3) for k, v in latency.items()}
             header = Header(stamp_ns=w.header.stamp_ns or w.end_ns, frame_id=w.header.frame_id)
             est = None

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from mmstream.errors import BackendError, ModelError
+from mmstream.errors import BackendError, ModelError, missing_extra
 from mmstream.runtime.base import Backend
 from mmstream.runtime.package import ModelPackage
 
@@ -24,7 +24,7 @@ class TorchBackend(Backend):
         try:
             import torch
         except ImportError as exc:
-            raise BackendError(f"torch backend: torch is not installed ({exc})") from exc
+            raise BackendError(f"torch backend: {missing_extra('torch', 'the torch backend')}") from exc
         from mmstream.model.checkpoint import load_checkpoint
         from mmstream.model.fused import InferenceWrapper
 

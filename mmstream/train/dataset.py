@@ -281,13 +281,14 @@ def build_dataset(recordings: Sequence[Recording], out_dir: str | Path, *, sync:
         bar = tqdm(total=len(recordings), desc="build dataset", unit="bag")
     with tempfile.TemporaryDirectory() as td:
         pre = make_preprocessor(params, Path(td))
+        stream = pre.new_stream()  # the face tracker of crop: face runs through the build, in time order
         for r in recordings:
             track = tracks[r.session]
             batch: list[Window] = []
             first = last = None
 
             def flush(batch: list[Window]) -> None:
-                feed = pre.prepare(batch)
+                feed, _ = pre.prepare(batch, stream)
                 y = np.asarray([label_index[track.window_label(w.start_ns, w.end_ns)] for w in batch], np.int64)
                 ev = np.zeros((len(batch), len(events)), np.float32)
                 for i, w in enumerate(batch):
