@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmstream.clock import NS_PER_S
 from mmstream.sync.drift import AudioClockEstimator
-
-NS_PER_S = 1_000_000_000
 #: phase steering toward the fitted stamp line: fraction per chunk, and at most this many periods
 STEER_GAIN = 0.05
 STEER_MAX_PERIODS = 0.125

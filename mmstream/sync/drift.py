@@ -20,7 +20,7 @@ from collections import deque
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from mmstream.clock import NS_PER_S
 
 
 class AudioClockEstimator:

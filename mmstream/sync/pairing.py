@@ -29,7 +29,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-NS_PER_S = 1_000_000_000
+from mmstream.clock import NS_PER_S
 
 
 def header_stamp_ns(msg: Any) -> int:

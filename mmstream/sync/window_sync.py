@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmstream.messages import AudioChunk, Header, ImageFrame, Message, TextUtterance, Window
+from mmstream.messages import MODALITIES, AudioChunk, Header, ImageFrame, Message, TextUtterance, Window
 from mmstream.sync.audio_ring import AudioTimeline
 from mmstream.sync.config import DENSE_STREAMS, SyncConfig
 from mmstream.sync.frame_buffer import FrameBuffer, HeldFrame
@@ -65,7 +65,7 @@ class WindowSynchronizer:
         self._frames.clear()
         self._audio.reset()
         self._text.clear()
-        self._streams = {name: _StreamState() for name in ("video", "audio", "text")}
+        self._streams = {name: _StreamState() for name in MODALITIES}
         self._next_k: int | None = None
         self._started_ns: int | None = None
 

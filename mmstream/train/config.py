@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mmstream.errors import MmstreamError
-
-MODALITIES = ("video", "audio", "text")
+from mmstream.messages import MODALITIES
 
 
 class TrainConfigError(MmstreamError):

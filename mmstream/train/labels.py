@@ -24,9 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
+from mmstream.clock import NS_PER_S
 from mmstream.errors import MmstreamError
-
-NS_PER_S = 1_000_000_000
 TASKS = ("emotion", "events")
 
 
