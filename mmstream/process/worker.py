@@ -52,12 +52,33 @@ def pool_task(task: BagTask, model_dir: str, cfg: ProcessConfig) -> TaskResult:
     return run_task(task, cfg, open_pipeline(model_dir, cfg))
 
 
-def bundle_task(task: BagTask, bundle: Any, cfg: ProcessConfig) -> TaskResult:
-    """A Ray task: the model comes from the object store (unpacked once per worker process)."""
+def ready(hold_s: float) -> int:
+    """A no-op task that holds its worker briefly, so N of them start N workers (pool warm-up)."""
+    import os
+    import time
+
+    time.sleep(hold_s)
+    return os.getpid()
+
+
+def _pipeline_from(bundle: Any, cfg: ProcessConfig) -> Any:
     from mmstream.process.model_bundle import unpack
 
     single_core()
     pkg = _UNPACKED.get(bundle.digest)
     if pkg is None:
         pkg = _UNPACKED[bundle.digest] = unpack(bundle)
-    return run_task(task, cfg, open_pipeline(str(pkg), cfg))
+    return open_pipeline(str(pkg), cfg)
+
+
+def bundle_ready(bundle: Any, cfg: ProcessConfig) -> int:
+    """Ray warm-up task: the model unpacked and opened in this worker process."""
+    import os
+
+    _pipeline_from(bundle, cfg)
+    return os.getpid()
+
+
+def bundle_task(task: BagTask, bundle: Any, cfg: ProcessConfig) -> TaskResult:
+    """A Ray task: the model comes from the object store (unpacked once per worker process)."""
+    return run_task(task, cfg, _pipeline_from(bundle, cfg))
