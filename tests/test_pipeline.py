@@ -139,3 +139,11 @@ def test_empty_batch_and_mismatched_arrival_times(model_dir, sample: list) -> No
     with pytest.raises(ValueError, match="1 arrival times for 2 windows"):
         pipe.run(sample[:2], [0.0])
     assert _stream_is_fresh(pipe.stream)
+
+
+def test_advance_moves_the_stream_as_a_run_would(model_dir, sample: list) -> None:  # noqa: ANN001
+    whole = InferencePipeline.open(model_dir, "onnxruntime", fallback="none")
+    want = [_outputs(whole.run([w])) for w in sample][3:]
+    split = InferencePipeline.open(model_dir, "onnxruntime", fallback="none")
+    split.advance(sample[:3])  # the windows before the range: preprocessed, not inferred
+    assert [_outputs(split.run([w])) for w in sample[3:]] == want

@@ -159,6 +159,13 @@ class InferencePipeline:
             out.detections.append(det)
         return out
 
+    def advance(self, windows: list[Window]) -> None:
+        """Move the pipeline's stream over ``windows`` (in time order) without inferring or emitting
+        anything: what a run that starts mid-bag feeds first, so its tracks match the whole-bag run.
+        BadWindowError as :meth:`run`, with the stream untouched."""
+        if windows:
+            self.preprocessor.prepare(list(windows), self.stream)
+
     def close(self) -> None:
         self.backend.close()
 
