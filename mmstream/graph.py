@@ -52,21 +52,25 @@ def normalize_topic(topic: str) -> str:
     return topic if topic.startswith("/") else "/" + topic
 
 
-def _explicit_endpoints() -> dict[str, str]:
+def _explicit_endpoints(run_dir: Path | None = None) -> dict[str, str]:
+    """``$MMSTREAM_ENDPOINTS``, else the launcher's ``<run dir>/endpoints.json`` (CLI tools find tcp topics)."""
     raw = os.environ.get("MMSTREAM_ENDPOINTS")
+    if not raw:
+        saved = (run_dir or default_run_dir()) / "endpoints.json"
+        raw = saved.read_text() if saved.is_file() else ""
     if not raw:
         return {}
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise MmstreamError(f"MMSTREAM_ENDPOINTS is not JSON: {exc}") from None
+        raise MmstreamError(f"topic endpoints (MMSTREAM_ENDPOINTS or endpoints.json) are not JSON: {exc}") from None
     return {normalize_topic(k): str(v) for k, v in data.items()}
 
 
 def topic_endpoint(topic: str, run_dir: Path | None = None) -> str:
     """The endpoint subscribers connect to for ``topic``."""
     topic = normalize_topic(topic)
-    explicit = _explicit_endpoints().get(topic)
+    explicit = _explicit_endpoints(run_dir).get(topic)
     if explicit:
         return explicit
     run_dir = run_dir or default_run_dir()

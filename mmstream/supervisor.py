@@ -22,7 +22,7 @@ from typing import IO
 
 import yaml
 
-from mmstream import security
+from mmstream import graph, security
 from mmstream.errors import LaunchError, MmstreamError
 from mmstream.graph import make_private_dir
 from mmstream.launch import LaunchDescription, NodeSpec
@@ -91,6 +91,7 @@ class Supervisor:
             "launch_file": str(self.desc.path.resolve()), "args": self.desc.args, "pid": os.getpid(),
             "nodes": [n.name for n in self.desc.nodes]}))
         (self.run_dir / "launch.yaml").write_text(self.desc.source)
+        (self.run_dir / "endpoints.json").write_text(json.dumps(self.desc.endpoints))
         sec_file = self.run_dir / "security.json"
         sec_file.unlink(missing_ok=True)
         if self.desc.security is not None:
@@ -204,7 +205,18 @@ class Supervisor:
             self._stop.wait(0.05)
 
     def _stop_all(self) -> None:
+        """Stop upstream nodes first (publishers before their subscribers), one stage at a time, so
+        each node drains what its producers sent before it is asked to stop itself."""
         running = [m for m in self.procs if m.proc is not None and m.proc.poll() is None]
+        by_name = {m.spec.name: m for m in running}
+        try:
+            records = graph.list_nodes(self.run_dir)
+        except OSError:
+            records = []
+        for stage in shutdown_stages(list(by_name), records):
+            self._stop_stage([by_name[name] for name in stage])
+
+    def _stop_stage(self, running: list[ManagedProcess]) -> None:
         for mp in running:
             mp.state = "stopping"
             mp.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
@@ -223,3 +235,27 @@ class Supervisor:
             mp.state = "exited"
             if code not in (0, -signal.SIGINT) and mp.spec.name not in self._failed:
                 self._failed.append(mp.spec.name)
+
+
+#: topics every node has that say nothing about data flow
+def _is_control_topic(topic: str) -> bool:
+    return topic == "/clock" or topic.endswith("/stats")
+
+
+def shutdown_stages(names: list[str], records: list[dict]) -> list[list[str]]:
+    """Group running nodes into stop stages: a node stops after every running node that publishes
+    a topic it subscribes to (``/clock`` and stats topics aside). Cycles stop together at the end."""
+    pubs = {r["name"]: {e["topic"] for e in r.get("pub", []) if not _is_control_topic(e["topic"])}
+            for r in records if r.get("name") in names}
+    subs = {r["name"]: {e["topic"] for e in r.get("sub", []) if not _is_control_topic(e["topic"])}
+            for r in records if r.get("name") in names}
+    upstream = {n: {m for m in names if m != n and pubs.get(m, set()) & subs.get(n, set())} for n in names}
+    stages: list[list[str]] = []
+    left = list(names)
+    while left:
+        stage = [n for n in left if not upstream[n] & set(left)]
+        if not stage:  # a cycle: stop what is left together
+            stage = left
+        stages.append(stage)
+        left = [n for n in left if n not in stage]
+    return stages
