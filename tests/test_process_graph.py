@@ -21,21 +21,29 @@ launch:
       exec: player
       name: player
       required: true
-      params: {bag: BAG, fast: true, keyboard: false, wait_for_subscribers: 1, linger_s: 3.0, topic_map: MAP}
+      params: {bag: BAG, fast: true, keyboard: false, wait_for_subscribers: 1, topic_map: MAP}
   - node:
       exec: synchronizer
       name: synchronizer
-      params: {use_sim_time: true, reliable_input: true, reliable_output: true, hold_first_window: true,
-               text_horizon_s: 1.5}
+      params: {use_sim_time: true, reliable_input: true, reliable_output: true, text_horizon_s: 1.5, SYNC_HOLD}
   - node:
       exec: inference
       name: inference
-      params: {use_sim_time: true, reliable: true, hold_first_estimate: 1, print_estimates: false}
+      params: {use_sim_time: true, reliable: true, print_estimates: false, INFERENCE_HOLD}
   - node:
       exec: recorder
       name: recorder
       params: {output: $(var out), topics: [/perception/emotion, /perception/detections], progress_s: 0}
 """
+
+
+def _hold(module: str, old: str) -> str:
+    """The first output waits for its subscriber: ``old`` (hold_first_*) or, after the node lifecycle
+    refactor, ``wait_for_subscribers`` — whichever the node declares."""
+    import importlib
+
+    names = {p.name for p in importlib.import_module(module).PARAMS}
+    return f"{old}: 1" if old in names else "wait_for_subscribers: 1"
 
 
 def _values(e) -> tuple:  # noqa: ANN001 (everything but the latencies, which are wall time)
@@ -53,8 +61,9 @@ def graph_outputs(spawn, tmp_path: Path, bag: Path, topic_map: dict[str, str]) -
     from mmstream.messages import Detections, EmotionEstimate
 
     launch = tmp_path / "graph.yaml"
-    launch.write_text(GRAPH.replace("BAG", str(bag)).replace("MAP", "{" + ", ".join(
-        f"{k}: {v}" for k, v in topic_map.items()) + "}"))
+    text = GRAPH.replace("BAG", str(bag)).replace("MAP", "{" + ", ".join(f"{k}: {v}" for k, v in topic_map.items()) + "}")
+    text = text.replace("SYNC_HOLD", _hold("nodes.synchronizer", "hold_first_window"))
+    launch.write_text(text.replace("INFERENCE_HOLD", _hold("nodes.inference", "hold_first_estimate")))
     out = tmp_path / "graph_out.mcap"
     proc = spawn([sys.executable, "-m", "mmstream.cli", "launch", str(launch), f"out:={out}"])
     log, _ = proc.communicate(timeout=100)
