@@ -68,6 +68,9 @@ def reset_preprocessor(pipeline: Any) -> None:
     VAD stream, last window) — a fresh preprocessor costs ~1 s (MiniLM, VAD, cascades) per bag.
     """
     pre = pipeline.preprocessor
+    if callable(getattr(pre, "new_stream", None)):  # the stream API: the state lives in pipeline.stream
+        pipeline.stream = pre.new_stream()
+        return
     if callable(getattr(pre, "reset", None)):
         pre.reset()
         return
@@ -139,7 +142,10 @@ def run_task(task: BagTask, cfg: ProcessConfig, pipeline: Any, *, on_windows: An
 def _warm_up(pipeline: Any, w: Window) -> None:
     """A window before the range: through the preprocessor only (its state moves, nothing is emitted)."""
     try:
-        pipeline.preprocessor.prepare([w])
+        if callable(getattr(pipeline, "advance", None)):
+            pipeline.advance([w])
+        else:  # before InferencePipeline.advance: prepare() moved the preprocessor's own state
+            pipeline.preprocessor.prepare([w])
     except REJECTED_WINDOW:
         pass  # rejected in the whole-bag run too, before any state moved
 
