@@ -239,6 +239,9 @@ class TextUtterance(Message):
             raise ValueError(f"TextUtterance end_ns {self.end_ns} before start_ns {self.start_ns}")
 
 
+CLOCK_TOPIC = "/clock"  # where the bag player publishes Clock (as ROS 2 does)
+
+
 @register
 @dataclass
 class Clock(Message):

@@ -38,7 +38,7 @@ class Param:
         if value is None and self.default is None:
             return None
         if isinstance(value, str) and t is not str:
-            value = _parse_scalar(value)
+            value = parse_scalar(value)
         if t is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if t is int and isinstance(value, float) and value.is_integer():
@@ -56,7 +56,7 @@ class Param:
         return value
 
 
-def _parse_scalar(text: str) -> Any:
+def parse_scalar(text: str) -> Any:
     """Parse a command-line value the way YAML would ('3' -> 3, 'true' -> True, '[1, 2]' -> list)."""
     try:
         return yaml.safe_load(text)
@@ -70,6 +70,8 @@ COMMON_PARAMS = (
     Param("stats_period_s", 1.0, min=0.05, doc="period of NodeStats on /<node>/stats"),
     Param("max_message_bytes", 64 * 1024 * 1024, min=1024, doc="size cap per received message"),
     Param("log_level", "info", choices=("debug", "info", "warning", "error")),
+    Param("drain_timeout_s", 5.0, min=0.0, doc="at the end, how long reliable publishers may take to hand what "
+                                               "they still queue to slow subscribers (they exit once it is sent)"),
 )
 
 
@@ -98,3 +100,48 @@ def load_params_file(path: str, node: str) -> dict[str, Any]:
         if isinstance(section, dict) and "ros__parameters" in section:
             return dict(section["ros__parameters"] or {})
     return data
+
+
+def config_params(config_cls: type, *, docs: Mapping[str, str] | None = None,
+                  minimum: Mapping[str, float] | None = None, exclude: Iterable[str] = ()) -> list[Param]:
+    """Node parameters derived from a frozen config dataclass, so the two never disagree.
+
+    A field ``x_ns`` (integer nanoseconds) becomes the parameter ``x_s`` (float seconds); a tuple of
+    strings becomes a list; everything else keeps its name, default and type. ``docs`` and
+    ``minimum`` are keyed by parameter name. Read the values back with :func:`config_from_params`.
+    """
+    import dataclasses
+
+    docs, minimum, skip = dict(docs or {}), dict(minimum or {}), set(exclude)
+    out = []
+    for f in dataclasses.fields(config_cls):
+        if f.name in skip or f.default is dataclasses.MISSING:
+            continue
+        name, default = f.name, f.default
+        if name.endswith("_ns"):
+            name, default = name[:-3] + "_s", default / 1e9
+        elif isinstance(default, tuple):
+            default = list(default)
+        elif default is None:
+            continue  # not a node parameter: set in code
+        out.append(Param(name, default, min=minimum.pop(name, None), doc=docs.pop(name, "")))
+    unknown = sorted(set(docs) | set(minimum))
+    if unknown:
+        raise ValueError(f"{config_cls.__name__}: docs/minimum for unknown parameter(s) {unknown}")
+    return out
+
+
+def config_from_params(config_cls: type, params: Mapping[str, Any], **overrides: Any) -> Any:
+    """Build ``config_cls`` from node parameters made by :func:`config_params` (``*_s`` -> ``*_ns``)."""
+    import dataclasses
+
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(config_cls):
+        if f.name in overrides:
+            kwargs[f.name] = overrides[f.name]
+        elif f.name.endswith("_ns") and f.name[:-3] + "_s" in params:
+            kwargs[f.name] = int(round(params[f.name[:-3] + "_s"] * 1e9))
+        elif f.name in params:
+            value = params[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(f.default, tuple) else value
+    return config_cls(**kwargs)

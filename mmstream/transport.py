@@ -26,7 +26,7 @@ import numpy as np
 import zmq
 
 from mmstream import security, wire
-from mmstream.errors import MmstreamError, WireError
+from mmstream.errors import MessageError, MmstreamError, WireError
 from mmstream.graph import bind_endpoint
 from mmstream.messages import Message
 
@@ -142,6 +142,12 @@ class Publisher(Generic[M]):
         if not isinstance(msg, self.msg_type):
             raise TypeError(f"publisher of {self.topic!r} sends {self.msg_type.__name__}, "
                             f"got {type(msg).__name__}")
+        validate = getattr(msg, "validate", None)
+        try:
+            if validate is not None:
+                validate()  # reject at the sender: every subscriber would drop it as bad-fields
+        except ValueError as exc:
+            raise MessageError(f"publisher of {self.topic!r}: invalid {type(msg).__name__} not sent: {exc}") from None
         if self._hold_first_for:
             want, self._hold_first_for = self._hold_first_for, 0
             if not self.wait_for_subscribers(want, self._hold_timeout_s):
@@ -171,7 +177,10 @@ class Publisher(Generic[M]):
         self.stats.bytes += sum(len(f) if isinstance(f, bytes) else f.nbytes for f in frames)
         return True
 
-    def close(self) -> None:
+    def close(self, *, linger_s: float | None = None) -> None:
+        """Close; ``linger_s`` overrides how long queued messages may still take to leave."""
+        if linger_s is not None:
+            self._sock.setsockopt(zmq.LINGER, int(linger_s * 1000))
         self._sock.close()
         self._security.release()
 
@@ -256,6 +265,10 @@ class Subscription(Generic[M]):
                 self._redial_at = time.monotonic() + 1.0
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._redial_at = None
+
+    def redial_in_s(self) -> float | None:
+        """Seconds until :meth:`redial_if_stuck` wants to run (None: connected, nothing due)."""
+        return None if self._redial_at is None else max(0.0, self._redial_at - time.monotonic())
 
     def redial_if_stuck(self) -> None:
         """Re-dial once a second while disconnected (receiver thread only)."""

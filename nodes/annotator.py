@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from mmstream.messages import Detections, EmotionEstimate, ImageFrame
-from mmstream.node import Node, Param, run_node
+from mmstream.node import Component, Node, Param, run_node
 from mmstream.viz.annotate import FrameAnnotator
 
 PARAMS = [
@@ -25,38 +25,42 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def setup(node: Node) -> None:
-    p = node.params
-    ann = FrameAnnotator(max_age_ns=int(p["max_age_s"] * 1e9), thickness=p["thickness"])
-    pub = node.create_publisher(ImageFrame, "/camera/annotated")
-    show = p["show_window"] and has_display()
-    if p["show_window"] and not show:
-        node.log.warning("show_window is set but there is no display ($DISPLAY/$WAYLAND_DISPLAY unset): "
-                         "publishing on %s only", pub.topic)
+class Annotator(Component):
+    NAME = "annotator"
+    PARAMS = PARAMS
 
-    def on_frame(frame: ImageFrame) -> None:
-        out = ann.annotate(frame)
-        pub.publish(out)
-        if show:
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        self.annotator = FrameAnnotator(max_age_ns=int(p["max_age_s"] * 1e9), thickness=p["thickness"])
+        self.pub = node.create_publisher(ImageFrame, "/camera/annotated")
+        self.show = p["show_window"] and has_display()
+        if p["show_window"] and not self.show:
+            node.log.warning("show_window is set but there is no display ($DISPLAY/$WAYLAND_DISPLAY unset): "
+                             "publishing on %s only", self.pub.topic)
+        node.create_subscription(Detections, "/perception/detections", self.annotator.on_detections, keep_last=4)
+        node.create_subscription(EmotionEstimate, "/perception/emotion", self.annotator.on_emotion, keep_last=4)
+        node.create_subscription(ImageFrame, "/camera/image", self.on_frame, keep_last=2)
+
+    def on_frame(self, frame: ImageFrame) -> None:
+        out = self.annotator.annotate(frame)
+        self.pub.publish(out)
+        if self.show:
             import cv2
 
-            cv2.imshow(p["window_name"], out.data)
+            cv2.imshow(self.node.params["window_name"], out.data)
             if cv2.waitKey(1) & 0xFF == ord("q"):
-                node.shutdown()
+                self.node.shutdown()
 
-    node.create_subscription(Detections, "/perception/detections", ann.on_detections, keep_last=4)
-    node.create_subscription(EmotionEstimate, "/perception/emotion", ann.on_emotion, keep_last=4)
-    node.create_subscription(ImageFrame, "/camera/image", on_frame, keep_last=2)
-    if show:
-        def close_window() -> None:
+    def close(self) -> None:
+        if self.show:
             import cv2
 
             cv2.destroyAllWindows()
-        node.on_shutdown(close_window)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("annotator", PARAMS, setup, argv)
+    return run_node(Annotator, argv)
 
 
 if __name__ == "__main__":

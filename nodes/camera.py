@@ -12,7 +12,7 @@ file's own frame times. See :mod:`mmstream.sensors.video_source`.
 from __future__ import annotations
 
 from mmstream.messages import IMAGE_ENCODINGS, ImageFrame
-from mmstream.node import Node, Param, run_node
+from mmstream.node import DONE, NOW, Component, Node, Param, Wait, run_node
 from mmstream.sensors.video_source import open_video_source, to_image_frame
 
 PARAMS = [
@@ -36,48 +36,51 @@ PARAMS = [
 ]
 
 
-def loop(node: Node) -> None:
-    p = node.params
-    source = open_video_source(p["source"], width=p["width"], height=p["height"], fps=p["fps"], loop=p["loop"],
-                               realtime=p["realtime"], start_stamp_ns=p["start_stamp_ns"], clock_ns=node.now_ns,
-                               should_stop=lambda: not node.ok(), log=node.log,
-                               backoff_initial_s=p["reopen_backoff_s"], backoff_max_s=p["reopen_backoff_max_s"])
-    node.on_shutdown(source.close)
-    pub = node.create_publisher(ImageFrame, p["topic"], reliable=p["reliable"])
-    if p["wait_for_subscribers"] and not pub.wait_for_subscribers(p["wait_for_subscribers"], p["wait_timeout_s"]):
-        node.log.warning("only %d of %d subscriber(s) after %.1f s; publishing anyway",
-                         pub.subscription_count, p["wait_for_subscribers"], p["wait_timeout_s"])
-    source.restart_clock(p["start_stamp_ns"])
-    node.log.info("publishing %s on %s as %s", source.description, pub.topic, p["encoding"])
-    count = 0
-    while node.ok():
-        frame = source.read()
+class Camera(Component):
+    """Reads frames from the source and publishes each when it is due; sleeps between frames."""
+
+    NAME = "camera"
+    PARAMS = PARAMS
+
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        self.source = open_video_source(
+            p["source"], width=p["width"], height=p["height"], fps=p["fps"], loop=p["loop"], realtime=p["realtime"],
+            start_stamp_ns=p["start_stamp_ns"], clock_ns=node.now_ns, should_stop=lambda: not node.ok(), log=node.log,
+            backoff_initial_s=p["reopen_backoff_s"], backoff_max_s=p["reopen_backoff_max_s"])
+        self.pub = node.create_publisher(ImageFrame, p["topic"], reliable=p["reliable"])
+        if p["wait_for_subscribers"]:
+            node.wait_for_subscribers([self.pub], p["wait_for_subscribers"], p["wait_timeout_s"])
+        self.source.restart_clock(p["start_stamp_ns"])
+        self.count = 0
+        node.log.info("publishing %s on %s as %s", self.source.description, self.pub.topic, p["encoding"])
+
+    def step(self) -> Wait:
+        p = self.node.params
+        if not self.node.ok() or (p["max_frames"] and self.count >= p["max_frames"]):
+            return DONE
+        wait = self.source.next_wait()
+        if wait.timeout_s:
+            return wait
+        frame = self.source.read()
         if frame is None:
-            if node.ok():
-                node.log.info("%s finished after %d frames", source.description, count)
-            break
-        pub.publish(to_image_frame(frame, encoding=p["encoding"], jpeg_quality=p["jpeg_quality"],
-                                   frame_id=p["frame_id"]))
-        count += 1
-        node.spin_once(0.0)
-        if p["max_frames"] and count >= p["max_frames"]:
-            break
-    if source.reopen_count:
-        node.log.info("%s was reopened %d time(s)", source.description, source.reopen_count)
-    _grace(node)
+            if self.node.ok():
+                self.node.log.info("%s finished after %d frames", self.source.description, self.count)
+            return DONE
+        self.pub.publish(to_image_frame(frame, encoding=p["encoding"], jpeg_quality=p["jpeg_quality"],
+                                        frame_id=p["frame_id"]))
+        self.count += 1
+        return NOW
 
-
-def _grace(node: Node, seconds: float = 0.3) -> None:
-    """Let queued messages leave the socket before the node closes (sensor publishers do not linger)."""
-    import time
-
-    end = time.monotonic() + seconds
-    while node.ok() and time.monotonic() < end:
-        node.spin_once(0.05)
+    def close(self) -> None:
+        if self.source.reopen_count:
+            self.node.log.info("%s was reopened %d time(s)", self.source.description, self.source.reopen_count)
+        self.source.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("camera", PARAMS, lambda node: None, argv, loop=loop)
+    return run_node(Camera, argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mmstream import graph
 from mmstream.messages import AudioChunk, Detections, EmotionEstimate, ImageFrame, NodeStats, TextUtterance
-from mmstream.node import Node, Param, run_node
+from mmstream.node import Component, Node, Param, run_node
 from mmstream.viz.foxglove_bridge import FoxgloveBridge
 
 PARAMS = [
@@ -30,48 +30,53 @@ PARAMS = [
 ]
 
 
-def setup(node: Node) -> None:
-    p = node.params
-    bridge = FoxgloveBridge(host=p["host"], port=p["port"], allow_remote=p["allow_remote"], name=node.name,
-                            jpeg_above_bytes=p["jpeg_above_bytes"], jpeg_quality=p["jpeg_quality"],
-                            mcap_path=p["mcap_path"] or None, clock=node.now_ns)
-    node.on_shutdown(bridge.close)
-    node.log.info("serving Foxglove WebSocket on %s (port=%d)%s", bridge.url, bridge.port,
-                  f", recording to {p['mcap_path']}" if p["mcap_path"] else "")
-    min_gap_ns = int(1e9 / p["max_image_hz"]) if p["max_image_hz"] > 0 else 0
-    last_image_ns = [-(1 << 62)]
+class FoxgloveBridgeNode(Component):
+    NAME = "foxglove_bridge"
+    PARAMS = PARAMS
 
-    def on_image(frame: ImageFrame) -> None:
-        if frame.header.stamp_ns - last_image_ns[0] >= min_gap_ns or frame.header.stamp_ns < last_image_ns[0]:
-            last_image_ns[0] = frame.header.stamp_ns
-            bridge.on_image(frame)
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        self.bridge = FoxgloveBridge(host=p["host"], port=p["port"], allow_remote=p["allow_remote"], name=node.name,
+                                     jpeg_above_bytes=p["jpeg_above_bytes"], jpeg_quality=p["jpeg_quality"],
+                                     mcap_path=p["mcap_path"] or None, clock=node.now_ns)
+        node.log.info("serving Foxglove WebSocket on %s (port=%d)%s", self.bridge.url, self.bridge.port,
+                      f", recording to {p['mcap_path']}" if p["mcap_path"] else "")
+        self.min_gap_ns = int(1e9 / p["max_image_hz"]) if p["max_image_hz"] > 0 else 0
+        self.last_image_ns = -(1 << 62)
+        self.watched: set[str] = set()
+        node.create_subscription(ImageFrame, p["image_topic"], self.on_image, keep_last=1)
+        node.create_subscription(Detections, p["detections_topic"], self.bridge.on_detections, keep_last=8)
+        node.create_subscription(AudioChunk, p["audio_topic"], self.bridge.on_audio, keep_last=16)
+        node.create_subscription(TextUtterance, p["text_topic"], self.bridge.on_text, keep_last=16)
+        node.create_subscription(EmotionEstimate, p["emotion_topic"], self.bridge.on_emotion, keep_last=8)
+        if p["stats"]:
+            self.discover()
+            node.create_timer(p["discover_period_s"], self.discover)
 
-    node.create_subscription(ImageFrame, p["image_topic"], on_image, keep_last=1)
-    node.create_subscription(Detections, p["detections_topic"], bridge.on_detections, keep_last=8)
-    node.create_subscription(AudioChunk, p["audio_topic"], bridge.on_audio, keep_last=16)
-    node.create_subscription(TextUtterance, p["text_topic"], bridge.on_text, keep_last=16)
-    node.create_subscription(EmotionEstimate, p["emotion_topic"], bridge.on_emotion, keep_last=8)
-    if not p["stats"]:
-        return
-    watched: set[str] = set()
+    def on_image(self, frame: ImageFrame) -> None:
+        stamp = frame.header.stamp_ns
+        if stamp - self.last_image_ns >= self.min_gap_ns or stamp < self.last_image_ns:
+            self.last_image_ns = stamp
+            self.bridge.on_image(frame)
 
-    def discover() -> None:
-        records = graph.list_nodes(node.run_dir)
+    def discover(self) -> None:
+        records = graph.list_nodes(self.node.run_dir)
         for rec in records:
             name = rec.get("name", "")
-            if rec["alive"] and name and name not in watched and not name.startswith("_"):
-                watched.add(name)  # the subscription outlives a restart: ZeroMQ reconnects by itself
-                node.create_subscription(NodeStats, f"/{name}/stats", bridge.on_stats, keep_last=4)
-        for gone in set(bridge.stats) - {r["name"] for r in records if r["alive"]}:
-            bridge.forget_node(gone)  # stopped nodes leave the summary table
-        bridge.publish_summary(node.now_ns())
+            if rec["alive"] and name and name not in self.watched and not name.startswith("_"):
+                self.watched.add(name)  # the subscription outlives a restart: ZeroMQ reconnects by itself
+                self.node.create_subscription(NodeStats, f"/{name}/stats", self.bridge.on_stats, keep_last=4)
+        for gone in set(self.bridge.stats) - {r["name"] for r in records if r["alive"]}:
+            self.bridge.forget_node(gone)  # stopped nodes leave the summary table
+        self.bridge.publish_summary(self.node.now_ns())
 
-    discover()
-    node.create_timer(p["discover_period_s"], discover)
+    def close(self) -> None:
+        self.bridge.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("foxglove_bridge", PARAMS, setup, argv)
+    return run_node(FoxgloveBridgeNode, argv)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,15 @@ from __future__ import annotations
 import collections
 import time
 
-from mmstream.errors import ParameterError
+from typing import TYPE_CHECKING
+
+from mmstream.errors import BadWindowError, ParameterError
 from mmstream.messages import Detections, EmotionEstimate, Window
-from mmstream.node import Node, Param, run_node
+from mmstream.node import IDLE, NOW, Component, Node, Param, Wait, run_node
 from mmstream.runtime.auto import BACKENDS
+
+if TYPE_CHECKING:
+    from mmstream.runtime.pipeline import BatchOutput
 
 PARAMS = [
     Param("model", "default", type=str,
@@ -29,79 +34,85 @@ PARAMS = [
     Param("keep_last", 16, min=1, doc="windows kept when not reliable"),
     Param("verify", True, doc="check the backend against the package's golden.npz at start"),
     Param("print_estimates", True, doc="log one line per emotion estimate"),
-    Param("hold_first_estimate", 0, min=0, doc="the first estimate waits (up to 10 s) for this many subscribers "
-                                               "of /perception/emotion (replay: late consumers miss nothing)"),
+    Param("wait_for_subscribers", 0, min=0, doc="the first estimate waits for this many subscribers of "
+                                                "/perception/emotion (replay: late consumers miss nothing)"),
+    Param("wait_timeout_s", 10.0, min=0.0, doc="how long to wait for them"),
     Param("window_topic", "/sync/window", type=str),
 ]
 
 
-def setup(node: Node) -> dict:
-    from mmstream.runtime.pipeline import InferencePipeline
+class Inference(Component):
+    """Queues windows as they arrive; ``step()`` runs them in micro-batches and publishes the results."""
 
-    p = node.params
-    if not p["model"]:
-        raise ParameterError(f"node {node.name!r} parameter 'model' is empty: pass --param model=<package dir> "
-                             f"(make one with `mmstream model export`) or model=default")
-    if p["model"] == "default":
-        from mmstream.pretrained.fetch import default_model_dir
+    NAME = "inference"
+    PARAMS = PARAMS
 
-        p["model"] = str(default_model_dir())  # ModelError saying to run `mmstream models fetch` if absent
-    # each backend takes the options it knows: onnxruntime the threads, tensorrt precision and batch range
-    options = {"intra_op_threads": p["intra_op_threads"], "max_batch": p["max_batch"], "precision": p["precision"]}
-    pipeline = InferencePipeline.open(p["model"], p["backend"], fallback=p["fallback"], verify=p["verify"],
-                                      **options)
-    pipeline.backend.warmup((1,), iterations=2)
-    node.log.info("model %s on %s: %s", p["model"], pipeline.backend_name, pipeline.backend.info())
-    node.on_shutdown(pipeline.close)
-    emotion = node.create_publisher(EmotionEstimate, "/perception/emotion", reliable=p["reliable"],
-                                    hold_first_for=p["hold_first_estimate"])
-    detections = node.create_publisher(Detections, "/perception/detections")
-    queue: collections.deque[tuple[Window, float]] = collections.deque()
-    node.create_subscription(Window, p["window_topic"], lambda w: queue.append((w, time.perf_counter())),
-                             keep_last=None if p["reliable"] else p["keep_last"])
-    return {"pipeline": pipeline, "queue": queue, "emotion": emotion, "detections": detections}
+    def __init__(self, node: Node) -> None:
+        from mmstream.runtime.pipeline import InferencePipeline
 
+        super().__init__(node)
+        p = node.params
+        model = p["model"]
+        if not model:
+            raise ParameterError(f"node {node.name!r} parameter 'model' is empty: pass --param model=<package dir> "
+                                 f"(make one with `mmstream model export`) or model=default")
+        if model == "default":
+            from mmstream.pretrained.fetch import default_model_dir
 
-def loop(node: Node, state: dict) -> None:
-    pipeline, queue = state["pipeline"], state["queue"]
-    max_batch, show = node.params["max_batch"], node.params["print_estimates"]
-    while node.ok():
-        node.spin_once(0.05 if not queue else 0.0)
-        if not queue:
-            continue
-        batch = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
-        for sizes, out in run_batch(node, pipeline, batch):
-            publish(node, state, out, sizes, show)
+            model = str(default_model_dir())  # ModelError saying to run `mmstream models fetch` if absent
+        # each backend takes the options it knows: onnxruntime the threads, tensorrt precision and batch range
+        options = {"intra_op_threads": p["intra_op_threads"], "max_batch": p["max_batch"], "precision": p["precision"]}
+        self.pipeline = InferencePipeline.open(model, p["backend"], fallback=p["fallback"], verify=p["verify"],
+                                               **options)
+        self.pipeline.backend.warmup((1,), iterations=2)
+        node.log.info("model %s on %s: %s", model, self.pipeline.backend_name, self.pipeline.backend.info())
+        self.emotion = node.create_publisher(EmotionEstimate, "/perception/emotion", reliable=p["reliable"],
+                                             hold_first_for=p["wait_for_subscribers"],
+                                             hold_timeout_s=p["wait_timeout_s"])
+        self.detections = node.create_publisher(Detections, "/perception/detections")
+        self.queue: collections.deque[tuple[Window, float]] = collections.deque()
+        node.create_subscription(Window, p["window_topic"], self.on_window,
+                                 keep_last=None if p["reliable"] else p["keep_last"])
 
+    def on_window(self, window: Window) -> None:
+        self.queue.append((window, time.perf_counter()))
 
-def run_batch(node: Node, pipeline, batch: list) -> list:  # noqa: ANN001
-    """[(batch size, BatchOutput)]; a window the preprocessing rejects is counted and dropped alone."""
-    try:
-        return [(len(batch), pipeline.run([w for w, _ in batch], [t for _, t in batch]))]
-    except (ValueError, IndexError) as exc:
-        if len(batch) == 1:
-            node.count_rejected("bad_window", f"window starting {batch[0][0].start_ns} ns: {exc}")
-            return []
-        return [r for item in batch for r in run_batch(node, pipeline, [item])]
+    def step(self) -> Wait:
+        if not self.queue:
+            return IDLE
+        batch = [self.queue.popleft() for _ in range(min(self.node.params["max_batch"], len(self.queue)))]
+        for size, out in self.run_batch(batch):
+            self.publish(out, size)
+        return NOW if self.queue else IDLE
 
+    def run_batch(self, batch: list[tuple[Window, float]]) -> list[tuple[int, BatchOutput]]:
+        """[(batch size, BatchOutput)]; a window the preprocessing rejects is counted and dropped alone."""
+        try:
+            return [(len(batch), self.pipeline.run([w for w, _ in batch], [t for _, t in batch]))]
+        except BadWindowError as exc:
+            if len(batch) == 1:
+                self.node.count_rejected("bad_window", f"window starting {batch[0][0].start_ns} ns: {exc}")
+                return []
+            return [r for item in batch for r in self.run_batch([item])]
 
-def publish(node: Node, state: dict, out, batch_size: int, show: bool) -> None:  # noqa: ANN001
-    for est, det in zip(out.estimates, out.detections):
-        if est is not None:
-            state["emotion"].publish(est)
-            if show:
-                present = "+".join(m for m, on in est.presence.items() if on) or "nothing"
-                node.log.info("window %.3f-%.3f s: %s %.2f (%s) %s batch %d %.1f ms", est.window_start_ns / 1e9,
-                              est.window_end_ns / 1e9, est.top_label, est.top_prob, present, est.backend,
-                              batch_size, est.latency_ms["total"])
-        if det is not None:
-            state["detections"].publish(det)
+    def publish(self, out: BatchOutput, batch_size: int) -> None:
+        for est, det in zip(out.estimates, out.detections):
+            if est is not None:
+                self.emotion.publish(est)
+                if self.node.params["print_estimates"]:
+                    present = "+".join(m for m, on in est.presence.items() if on) or "nothing"
+                    self.node.log.info("window %.3f-%.3f s: %s %.2f (%s) %s batch %d %.1f ms",
+                                       est.window_start_ns / 1e9, est.window_end_ns / 1e9, est.top_label,
+                                       est.top_prob, present, est.backend, batch_size, est.latency_ms["total"])
+            if det is not None:
+                self.detections.publish(det)
+
+    def close(self) -> None:
+        self.pipeline.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    state: dict = {}
-    return run_node("inference", PARAMS, lambda node: state.update(setup(node)), argv,
-                    loop=lambda node: loop(node, state))
+    return run_node(Inference, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Blocks dropped because the queue was full show up as ``drops`` in ``/<node>/stat
 from __future__ import annotations
 
 from mmstream.messages import AudioChunk
-from mmstream.node import Node, Param, run_node
+from mmstream.node import DONE, NOW, Component, Node, Param, Wait, run_node
 from mmstream.sensors.audio_source import AUDIO_DTYPES, AudioFileSource, MicrophoneSource
 
 PARAMS = [
@@ -44,56 +44,62 @@ def _latency(text: str) -> str | float:
         return text
 
 
-def loop(node: Node) -> None:
-    p = node.params
-    from_file = p["source"] not in ("device", "mic", "microphone", "")
-    if from_file:
-        src: AudioFileSource | MicrophoneSource = AudioFileSource(
-            p["source"], block_s=p["block_s"], realtime=p["realtime"], loop=p["loop"],
-            channels=p["channels"] if p["channels"] == 1 else 0, dtype=p["dtype"], frame_id=p["frame_id"],
-            clock_ns=node.now_ns, should_stop=lambda: not node.ok())
-    else:
-        device = None if p["device"] in ("", "default") else p["device"]
-        src = MicrophoneSource(device=device, sample_rate_hz=p["sample_rate_hz"],
-                               channels=p["channels"], block_s=p["block_s"], dtype=p["dtype"],
-                               queue_blocks=p["queue_blocks"], settle_s=p["settle_s"],
-                               gap_threshold_s=p["gap_threshold_s"], frame_id=p["frame_id"], clock_ns=node.now_ns,
-                               log=node.log, latency=_latency(p["latency"]))
-    node.on_shutdown(src.close)
-    pub = node.create_publisher(AudioChunk, p["topic"], reliable=p["reliable"])
-    if p["wait_for_subscribers"] and not pub.wait_for_subscribers(p["wait_for_subscribers"], p["wait_timeout_s"]):
-        node.log.warning("only %d of %d subscriber(s) after %.1f s; publishing anyway",
-                         pub.subscription_count, p["wait_for_subscribers"], p["wait_timeout_s"])
-    node.log.info("publishing %s on %s", src.description, pub.topic)
-    if isinstance(src, AudioFileSource):
-        src.restart_clock()
-        while node.ok() and (chunk := src.read()) is not None:
-            pub.publish(chunk)
-            node.spin_once(0.0)
-        _grace(node)
-        return
-    src.start()
-    while node.ok():
-        chunk = src.read(timeout_s=0.05)
-        if chunk is not None:
-            pub.publish(chunk)
-        pub.stats.drops = src.dropped_blocks  # blocks lost before the socket, visible in NodeStats
-        node.spin_once(0.0)
-    node.log.info("captured with %d dropped block(s), %d overflow(s), %d gap(s)",
-                  src.dropped_blocks, src.overflows, src.gaps)
+class Microphone(Component):
+    """Publishes each captured (or, from a file, due) chunk; sleeps on the capture pipe in between."""
 
+    NAME = "microphone"
+    PARAMS = PARAMS
 
-def _grace(node: Node, seconds: float = 0.3) -> None:
-    """Let queued messages leave the socket before the node closes (sensor publishers do not linger)."""
-    import time
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        if p["source"] not in ("device", "mic", "microphone", ""):
+            self.source: AudioFileSource | MicrophoneSource = AudioFileSource(
+                p["source"], block_s=p["block_s"], realtime=p["realtime"], loop=p["loop"],
+                channels=p["channels"] if p["channels"] == 1 else 0, dtype=p["dtype"], frame_id=p["frame_id"],
+                clock_ns=node.now_ns, should_stop=lambda: not node.ok())
+        else:
+            device = None if p["device"] in ("", "default") else p["device"]
+            self.source = MicrophoneSource(
+                device=device, sample_rate_hz=p["sample_rate_hz"], channels=p["channels"], block_s=p["block_s"],
+                dtype=p["dtype"], queue_blocks=p["queue_blocks"], settle_s=p["settle_s"],
+                gap_threshold_s=p["gap_threshold_s"], frame_id=p["frame_id"], clock_ns=node.now_ns, log=node.log,
+                latency=_latency(p["latency"]))
+        self.pub = node.create_publisher(AudioChunk, p["topic"], reliable=p["reliable"])
+        if p["wait_for_subscribers"]:
+            node.wait_for_subscribers([self.pub], p["wait_for_subscribers"], p["wait_timeout_s"])
+        node.log.info("publishing %s on %s", self.source.description, self.pub.topic)
+        if isinstance(self.source, AudioFileSource):
+            self.source.restart_clock()
+        else:
+            self.source.start()
 
-    end = time.monotonic() + seconds
-    while node.ok() and time.monotonic() < end:
-        node.spin_once(0.05)
+    def step(self) -> Wait:
+        if not self.node.ok():
+            return DONE
+        if isinstance(self.source, AudioFileSource):
+            wait = self.source.next_wait()
+            if wait.timeout_s:
+                return wait
+            chunk = self.source.read()
+            if chunk is None:
+                return DONE
+            self.pub.publish(chunk)
+            return NOW
+        while (chunk := self.source.read(timeout_s=0.0)) is not None:
+            self.pub.publish(chunk)
+        self.pub.stats.drops = self.source.dropped_blocks  # blocks lost before the socket, visible in NodeStats
+        return self.source.next_wait()
+
+    def close(self) -> None:
+        if isinstance(self.source, MicrophoneSource):
+            self.node.log.info("captured with %d dropped block(s), %d overflow(s), %d gap(s)",
+                               self.source.dropped_blocks, self.source.overflows, self.source.gaps)
+        self.source.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("microphone", PARAMS, lambda node: None, argv, loop=loop)
+    return run_node(Microphone, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from mmstream.node import Node, Param, run_node
+from mmstream.node import Component, Node, Param, run_node
 from mmstream.viz.monitor import EMOTION_TOPIC, GraphState, attach, plain_lines, render
 
 PARAMS = [
@@ -21,33 +21,43 @@ PARAMS = [
 ]
 
 
-def setup(node: Node) -> None:
-    p = node.params
-    plain = p["view"] == "plain" or (p["view"] == "auto" and not sys.stdout.isatty())
-    state = GraphState(node.run_dir, hide_prefix="_")
-    discover = attach(node, state, p["emotion_topic"])
-    node.create_timer(p["discover_period_s"], discover)  # nodes started after us get their stats watched
+class Monitor(Component):
+    NAME = "monitor"
+    PARAMS = PARAMS
 
-    if plain:
-        def report() -> None:
-            sys.stdout.write("\n".join(plain_lines(state)) + "\n")
-            sys.stdout.flush()
-        node.create_timer(p["plain_period_s"], report)
-        return
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        self.state = GraphState(node.run_dir, hide_prefix="_")
+        discover = attach(node, self.state, p["emotion_topic"])
+        node.create_timer(p["discover_period_s"], discover)  # nodes started after us get their stats watched
+        self.live = None
+        if p["view"] == "plain" or (p["view"] == "auto" and not sys.stdout.isatty()):
+            node.create_timer(p["plain_period_s"], self.report)
+            return
+        from rich.live import Live
 
-    from rich.live import Live
+        self.live = Live(render(self.state), screen=True, auto_refresh=False)
+        self.live.start()
+        node.create_timer(1.0 / p["refresh_hz"], self.refresh)
 
-    live = Live(render(state), screen=True, auto_refresh=False)
-    live.start()
-    node.on_shutdown(live.stop)
+    def report(self) -> None:
+        sys.stdout.write("\n".join(plain_lines(self.state)) + "\n")
+        sys.stdout.flush()
 
-    def refresh() -> None:
-        live.update(render(state), refresh=True)
-    node.create_timer(1.0 / p["refresh_hz"], refresh)
+    def refresh(self) -> None:
+        assert self.live is not None
+        self.live.update(render(self.state), refresh=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+        else:
+            self.report()  # the last state of the graph, also when the run was shorter than one period
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("monitor", PARAMS, setup, argv)
+    return run_node(Monitor, argv)
 
 
 if __name__ == "__main__":

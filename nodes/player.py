@@ -10,15 +10,19 @@ Control socket (``control_endpoint``): send pause | resume | toggle | step [N] |
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from typing import Any
 
+import zmq
+
 from mmstream.bag import convert
 from mmstream.bag.info import bag_info
-from mmstream.bag.play import CLOCK_TOPIC, ControlSocket, Keyboard, PlayConfig, Player, PlayerControl
-from mmstream.messages import Clock
-from mmstream.node import Node, Param, run_node
+from mmstream.bag.play import ControlSocket, Keyboard, PlayConfig, Player, PlayerControl
+from mmstream.errors import ParameterError
+from mmstream.messages import CLOCK_TOPIC, Clock
+from mmstream.node import DONE, IDLE, Component, Node, Param, Wait, run_node
 
 PARAMS = [
     Param("bag", "", type=str, doc="bag: .mcap file, split series, or rosbag2 directory"),
@@ -39,8 +43,6 @@ PARAMS = [
     Param("control_endpoint", "", type=str, doc="ZeroMQ endpoint of the control socket (empty: <run_dir>/player.ctl)"),
     Param("keyboard", True, doc="read control keys from a terminal stdin"),
     Param("exit_on_end", True, doc="exit when the bag is done (false: keep running until stopped)"),
-    Param("linger_s", 5.0, min=0.0, doc="at the end, keep the process up this long so messages still queued "
-                                        "(a fast replay runs ahead by the socket buffers) reach slow subscribers"),
     Param("progress_s", 1.0, min=0.0, doc="print a progress line this often, wall seconds (0: never)"),
     Param("decode_jpeg", False, doc="publish CompressedImage JPEG as decoded bgr8 frames"),
     Param("audio_sample_rate_hz", 16000, min=1, doc="audio_common_msgs/AudioData: sample rate (not in the message)"),
@@ -49,100 +51,109 @@ PARAMS = [
 ]
 
 
-def setup(node: Node) -> None:
-    p = node.params
-    if not p["bag"]:
-        from mmstream.errors import ParameterError
+class PlayerNode(Component):
+    """Publishes the bag's messages and clock ticks as they fall due; sleeps on the control socket,
+    the terminal and the next message's time in between."""
 
-        raise ParameterError(f"node {node.name!r} parameter 'bag': required (a .mcap file or bag directory)")
-    options = convert.ConvertOptions(decode_jpeg=p["decode_jpeg"], audio_sample_rate_hz=p["audio_sample_rate_hz"],
-                                     audio_channels=p["audio_channels"], audio_sample_format=p["audio_sample_format"])
-    cfg = PlayConfig(bag=p["bag"], rate=p["rate"], start_s=p["start_s"], duration_s=p["duration_s"], loop=p["loop"],
-                     topics=list(p["topics"]), topic_map=dict(p["topic_map"]), fast=p["fast"], clock=p["clock"],
-                     clock_hz=p["clock_hz"], clock_every_message=p["clock_every_message"],
-                     decode_jpeg=p["decode_jpeg"], convert_options=options)
-    control = PlayerControl(rate=p["rate"])
-    endpoint = p["control_endpoint"] or f"ipc://{node.run_dir}/{node.name}.ctl"
-    sock = ControlSocket(node._ctx, endpoint)  # noqa: SLF001 (the node's context, closed with it)
-    keyboard = Keyboard() if p["keyboard"] else None
-    node.on_shutdown(sock.close)
-    if keyboard is not None:
-        node.on_shutdown(keyboard.close)
-    reliable = p["reliable"] or p["fast"]
-    pubs: dict[str, Any] = {}
+    NAME = "player"
+    PARAMS = PARAMS
 
-    def publisher(topic: str, cls: type) -> Any:
-        pub = pubs.get(topic)
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        if not p["bag"]:
+            raise ParameterError(f"node {node.name!r} parameter 'bag': required (a .mcap file or bag directory)")
+        options = convert.ConvertOptions(decode_jpeg=p["decode_jpeg"], audio_sample_rate_hz=p["audio_sample_rate_hz"],
+                                         audio_channels=p["audio_channels"],
+                                         audio_sample_format=p["audio_sample_format"])
+        self.config = PlayConfig(
+            bag=p["bag"], rate=p["rate"], start_s=p["start_s"], duration_s=p["duration_s"], loop=p["loop"],
+            topics=list(p["topics"]), topic_map=dict(p["topic_map"]), fast=p["fast"], clock=p["clock"],
+            clock_hz=p["clock_hz"], clock_every_message=p["clock_every_message"], decode_jpeg=p["decode_jpeg"],
+            convert_options=options)
+        self.control = PlayerControl(rate=p["rate"])
+        endpoint = p["control_endpoint"] or f"ipc://{node.run_dir}/{node.name}.ctl"
+        self.control_socket = ControlSocket(node.create_socket(zmq.REP), endpoint)
+        self.keyboard = Keyboard() if p["keyboard"] else None
+        self.reliable = p["reliable"] or p["fast"]
+        self.pubs: dict[str, Any] = {}
+        self.player = Player(self.config, self.publish, control=self.control)
+        # publishers up front, so subscribers can connect before the first message
+        for topic, cls in self.player.output_topics().items():
+            self.publisher(topic, cls)
+        if self.config.clock:
+            self.publisher(CLOCK_TOPIC, Clock)
+        if p["wait_for_subscribers"]:
+            node.wait_for_subscribers(self.pubs.values(), p["wait_for_subscribers"], p["wait_timeout_s"])
+        self.bounds = bag_info(self.config.bag, exact_rates=False) if p["progress_s"] else {}
+        self.next_progress_s = time.monotonic() + p["progress_s"]
+        self.steps = self.player.steps()
+        self.finished = False
+        node.log.info("playing %s (%s, control: %s)", self.config.bag,
+                      "as fast as possible" if self.config.fast else f"rate {self.config.rate}", endpoint)
+
+    def publisher(self, topic: str, cls: type) -> Any:
+        pub = self.pubs.get(topic)
         if pub is None:
-            pub = pubs[topic] = node.create_publisher(cls, topic, reliable=reliable)
+            pub = self.pubs[topic] = self.node.create_publisher(cls, topic, reliable=self.reliable)
         return pub
 
-    def publish(topic: str, msg: Any) -> int:
-        pub = publisher(topic, type(msg))
+    def publish(self, topic: str, msg: Any) -> int:
+        pub = self.publisher(topic, type(msg))
         pub.publish(msg)
         return pub.seq
 
-    bounds = bag_info(cfg.bag, exact_rates=False) if p["progress_s"] else {}
-    next_progress = [time.monotonic() + p["progress_s"]]
+    def step(self) -> Wait:
+        self.control_socket.poll(self.control)
+        if self.keyboard is not None:
+            self.keyboard.poll(self.control)
+        if not self.node.ok():
+            self.control.stop = True
+        if self.finished:
+            return IDLE if self.node.ok() else DONE
+        self.show_progress()
+        try:
+            wait_s = next(self.steps)
+        except StopIteration as end:
+            return self.finish(int(end.value))
+        inputs = [self.control_socket.socket] + ([self.keyboard] if self.keyboard and self.keyboard.fileno() else [])
+        timeout_s = None if math.isinf(wait_s) else wait_s
+        if self.config.fast or self.node.params["progress_s"] == 0 or timeout_s == 0:
+            return Wait.until_ready(*inputs, timeout_s=timeout_s)
+        until_progress = max(0.0, self.next_progress_s - time.monotonic())
+        return Wait.until_ready(*inputs, timeout_s=until_progress if timeout_s is None else min(timeout_s,
+                                                                                              until_progress))
 
-    def show_progress() -> None:
-        if not p["progress_s"] or time.monotonic() < next_progress[0] or not bounds.get("duration_s"):
+    def finish(self, published: int) -> Wait:
+        summary = {"published": published, "clock_ticks": self.player.ticks,
+                   "max_lag_s": round(self.player.lag_max_s, 3), "problems": self.player.reader.problems}
+        self.node.log.info("player finished: %s", json.dumps(summary))
+        self.finished = True
+        if self.node.params["exit_on_end"]:
+            return DONE  # the node drains: reliable publishers hand over what they queue, then it exits
+        return IDLE  # keep answering the control socket until stopped
+
+    def show_progress(self) -> None:
+        p = self.node.params
+        if not p["progress_s"] or time.monotonic() < self.next_progress_s or not self.bounds.get("duration_s"):
             return
-        next_progress[0] = time.monotonic() + p["progress_s"]
-        done_s = max(0.0, (control.position_ns - bounds["start_ns"]) / 1e9) if control.position_ns else 0.0
-        total_s = bounds["duration_s"]
-        state = "paused" if control.paused else ("fast" if cfg.fast else f"{control.rate:g}x")
+        self.next_progress_s = time.monotonic() + p["progress_s"]
+        position = self.control.position_ns
+        done_s = max(0.0, (position - self.bounds["start_ns"]) / 1e9) if position else 0.0
+        total_s = self.bounds["duration_s"]
+        state = "paused" if self.control.paused else ("fast" if self.config.fast else f"{self.control.rate:g}x")
         sys.stderr.write(f"playing {done_s:7.1f}/{total_s:.1f} s ({100 * min(done_s / total_s, 1):3.0f}%)  "
-                         f"{control.published} msgs  {state}\n")
+                         f"{self.control.published} msgs  {state}\n")
         sys.stderr.flush()
 
-    def idle(timeout_s: float) -> None:
-        show_progress()
-        node.spin_once(timeout_s)
-        sock.poll(control)
-        if keyboard is not None:
-            keyboard.poll(control)
-        if not node.ok():
-            control.stop = True
-
-    player = Player(cfg, publish, idle, control)
-    # publishers up front, so subscribers can connect before the first message
-    for topic, ros_type in player.reader.topic_types().items():
-        out = player.reader.out_topic(topic)
-        skipped = cfg.topics and topic not in cfg.topics and out not in cfg.topics
-        if ros_type.endswith("/NodeStats") or out == CLOCK_TOPIC or skipped:
-            continue
-        cls = convert.ROS_TO_CLASS.get(convert.normalize_type(ros_type))
-        if cls is not None:
-            publisher(out, cls)
-    if cfg.clock:
-        publisher(CLOCK_TOPIC, Clock)
-    if p["wait_for_subscribers"]:
-        for topic, pub in pubs.items():
-            if not pub.wait_for_subscribers(p["wait_for_subscribers"], timeout_s=p["wait_timeout_s"]):
-                node.log.warning("no %d subscriber(s) on %s after %.1f s; playing anyway",
-                                 p["wait_for_subscribers"], topic, p["wait_timeout_s"])
-    node.log.info("playing %s (%s, control: %s)", cfg.bag, "as fast as possible" if cfg.fast else f"rate {cfg.rate}",
-                  endpoint)
-
-    def loop(_: Node) -> None:
-        n = player.play()
-        summary = {"published": n, "clock_ticks": player.ticks, "max_lag_s": round(player.lag_max_s, 3),
-                   "problems": player.reader.problems}
-        node.log.info("player finished: %s", json.dumps(summary))
-        if not p["exit_on_end"]:
-            while node.ok():
-                idle(0.1)
-            return
-        end = time.monotonic() + p["linger_s"]
-        while node.ok() and time.monotonic() < end:  # ZeroMQ keeps sending while we are alive
-            node.spin_once(0.05)
-
-    node._player_loop = loop  # type: ignore[attr-defined]
+    def close(self) -> None:
+        if self.keyboard is not None:
+            self.keyboard.close()
+        self.control_socket.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("player", PARAMS, setup, argv, loop=lambda node: node._player_loop(node))
+    return run_node(PlayerNode, argv)
 
 
 if __name__ == "__main__":

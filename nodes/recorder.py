@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mmstream.bag.record import Recorder, RecorderConfig, print_progress, summary_text, wanted_topics
 from mmstream.bag.writer import COMPRESSIONS, mmstream_version
-from mmstream.node import Node, Param, run_node
+from mmstream.node import DONE, IDLE, Component, Node, Param, Wait, run_node
 
 PARAMS = [
     Param("output", "", type=str, doc="bag file (.mcap); empty: recording_<date>.mcap"),
@@ -33,66 +33,63 @@ PARAMS = [
 ]
 
 
-def setup(node: Node) -> None:
-    p = node.params
-    output = p["output"] or time.strftime("recording_%Y%m%d_%H%M%S.mcap")
-    metadata = {"recorder": {"params": repr({k: v for k, v in p.items()}), "node": node.name,
-                             "mmstream_version": mmstream_version(), "started_ns": str(node.now_ns())}}
-    launch_file = p["launch_file"] or os.environ.get("MMSTREAM_LAUNCH_FILE", "")
-    if launch_file:
-        path = Path(launch_file)
-        metadata["launch"] = {"path": str(path), "text": path.read_text() if path.is_file() else ""}
-    if p["graph_params"]:
-        metadata["parameters"] = {"text": p["graph_params"]}
-    cfg = RecorderConfig(output=output, topics=list(p["topics"]), exclude=list(p["exclude"]),
-                         compression=p["compression"], chunk_mb=p["chunk_mb"], split_mb=p["split_mb"],
-                         split_s=p["split_s"], queue_size=p["queue_size"], flush_s=p["flush_s"], metadata=metadata)
-    rec = Recorder(cfg)
-    subs: dict[str, object] = {}
-    node.log.info("recording to %s (%s)", output, "all topics" if not cfg.topics else ", ".join(cfg.topics))
+class RecorderNode(Component):
+    NAME = "recorder"
+    PARAMS = PARAMS
 
-    def discover() -> None:
-        for topic, cls in wanted_topics(cfg, node.run_dir).items():
-            if topic not in subs:
-                subs[topic] = node.create_subscription(cls, topic, lambda m, t=topic: rec.put(t, m),
-                                                       keep_last=p["keep_last"])
-                node.log.info("recording %s (%s)", topic, cls.SCHEMA)
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        output = p["output"] or time.strftime("recording_%Y%m%d_%H%M%S.mcap")
+        metadata = {"recorder": {"params": repr(dict(p)), "node": node.name,
+                                 "mmstream_version": mmstream_version(), "started_ns": str(node.now_ns())}}
+        launch_file = p["launch_file"] or os.environ.get("MMSTREAM_LAUNCH_FILE", "")
+        if launch_file:
+            path = Path(launch_file)
+            metadata["launch"] = {"path": str(path), "text": path.read_text() if path.is_file() else ""}
+        if p["graph_params"]:
+            metadata["parameters"] = {"text": p["graph_params"]}
+        self.config = RecorderConfig(output=output, topics=list(p["topics"]), exclude=list(p["exclude"]),
+                                     compression=p["compression"], chunk_mb=p["chunk_mb"], split_mb=p["split_mb"],
+                                     split_s=p["split_s"], queue_size=p["queue_size"], flush_s=p["flush_s"],
+                                     metadata=metadata)
+        self.recorder = Recorder(self.config)
+        self.subs: dict[str, object] = {}
+        node.log.info("recording to %s (%s)", output, "all topics" if not self.config.topics
+                      else ", ".join(self.config.topics))
+        self.discover()
+        node.create_timer(p["discover_s"], self.discover)
+        if p["progress_s"]:
+            node.create_timer(p["progress_s"], lambda: print_progress(self.recorder.progress_line()))
+        self.stop_at_s = time.monotonic() + p["duration_s"] if p["duration_s"] else None
 
-    discover()
-    node.create_timer(p["discover_s"], discover)
-    started = time.monotonic()
-    state = {"next_progress": started + p["progress_s"]}
+    def discover(self) -> None:
+        for topic, cls in wanted_topics(self.config, self.node.run_dir).items():
+            if topic not in self.subs:
+                self.subs[topic] = self.node.create_subscription(
+                    cls, topic, lambda m, t=topic: self.recorder.put(t, m), keep_last=self.node.params["keep_last"])
+                self.node.log.info("recording %s (%s)", topic, cls.SCHEMA)
 
-    def loop(_: Node) -> None:
-        while node.ok():
-            node.spin_once(0.05)
-            now = time.monotonic()
-            if p["progress_s"] and now >= state["next_progress"]:
-                state["next_progress"] = now + p["progress_s"]
-                print_progress(rec.progress_line())
-            if p["duration_s"] and now - started >= p["duration_s"]:
-                node.shutdown()
+    def step(self) -> Wait:
+        if self.stop_at_s is None:
+            return IDLE
+        remaining = self.stop_at_s - time.monotonic()
+        return DONE if remaining <= 0 else Wait.seconds(remaining)
 
-    def finish() -> None:
-        # take what the sockets still hold, then let the writer drain its queue
-        end = time.monotonic() + 0.2
-        while time.monotonic() < end:
-            node.spin_once(0.02)
-        rec.close()
-        summary = rec.summary()
-        if p["progress_s"] and sys.stderr.isatty():
+    def close(self) -> None:
+        # the node has drained its sockets into the recorder; let the writer drain its queue
+        self.recorder.close()
+        summary = self.recorder.summary()
+        if self.node.params["progress_s"] and sys.stderr.isatty():
             sys.stderr.write("\n")
-        node.log.info("%s", summary_text(summary))
+        self.node.log.info("%s", summary_text(summary))
         if summary["queue_drops"] or summary["transport_drops"]:
-            node.log.warning("recorder dropped messages: queue %s, before the recorder %s", summary["queue_drops"],
-                             summary["transport_drops"])
-
-    node.on_shutdown(finish)
-    node._recorder_loop = loop  # type: ignore[attr-defined]
+            self.node.log.warning("recorder dropped messages: queue %s, before the recorder %s",
+                                  summary["queue_drops"], summary["transport_drops"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("recorder", PARAMS, setup, argv, loop=lambda node: node._recorder_loop(node))
+    return run_node(RecorderNode, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from mmstream.messages import AudioChunk, ImageFrame, TextUtterance
-from mmstream.node import Node, Param, run_node
+from mmstream.clock import NS_PER_S
+from mmstream.node import Component, Node, Param, run_node
 
 PARAMS = [
     Param("fps", 30.0, min=0.0, max=1000.0, doc="frame rate (0: no frames)"),
@@ -19,6 +20,7 @@ PARAMS = [
     Param("text_period_s", 1.0, min=0.0, doc="seconds between utterances (0: no text)"),
     Param("count", 0, min=0, doc="stop after this many frames (0: run until stopped)"),
     Param("wait_for_subscribers", 0, min=0, doc="wait for this many subscribers on each topic before publishing"),
+    Param("wait_timeout_s", 10.0, min=0.0, doc="how long to wait for them"),
 ]
 
 
@@ -34,53 +36,63 @@ def frame_index(img: np.ndarray) -> int:
     return sum(1 << bit for bit in range(32) if img[:4, bit * w:(bit + 1) * w].mean() > 127)
 
 
-def setup(node: Node) -> None:
-    p = node.params
-    base = np.zeros((p["height"], p["width"], 3), np.uint8)
-    base[..., 0] = np.linspace(0, 255, p["width"], dtype=np.uint8)[None, :]
-    base[..., 1] = np.linspace(0, 255, p["height"], dtype=np.uint8)[:, None]
-    frames = node.create_publisher(ImageFrame, "/camera/image")
-    audio = node.create_publisher(AudioChunk, "/microphone/audio") if p["audio"] else None
-    text = node.create_publisher(TextUtterance, "/text/utterance") if p["text_period_s"] > 0 else None
-    if p["wait_for_subscribers"]:
-        for pub in filter(None, (frames, audio, text)):
-            pub.wait_for_subscribers(p["wait_for_subscribers"], timeout_s=10.0)
-    state = {"frame": 0, "sample": 0, "utt": 0, "t0": node.now_ns()}
+class PatternPublisher(Component):
+    NAME = "test_pattern"
+    PARAMS = PARAMS
 
-    def on_frame() -> None:
-        img = base.copy()
-        paint_index(img, state["frame"])
-        frames.publish(ImageFrame(encoding="bgr8", height=p["height"], width=p["width"], data=img))
-        state["frame"] += 1
-        if p["count"] and state["frame"] >= p["count"]:
-            node.shutdown()
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        self.base = np.zeros((p["height"], p["width"], 3), np.uint8)
+        self.base[..., 0] = np.linspace(0, 255, p["width"], dtype=np.uint8)[None, :]
+        self.base[..., 1] = np.linspace(0, 255, p["height"], dtype=np.uint8)[:, None]
+        self.frames = node.create_publisher(ImageFrame, "/camera/image")
+        self.audio = node.create_publisher(AudioChunk, "/microphone/audio") if p["audio"] else None
+        self.text = node.create_publisher(TextUtterance, "/text/utterance") if p["text_period_s"] > 0 else None
+        if p["wait_for_subscribers"]:
+            node.wait_for_subscribers(filter(None, (self.frames, self.audio, self.text)), p["wait_for_subscribers"],
+                                      p["wait_timeout_s"])
+        self.frame_index = 0
+        self.samples_done = 0
+        self.utterances = 0
+        self.t0_ns = node.now_ns()
+        if p["fps"] > 0:
+            node.create_timer(1.0 / p["fps"], self.on_frame)
+        if self.audio is not None:
+            node.create_timer(p["block_s"], self.on_audio)
+        if self.text is not None:
+            node.create_timer(p["text_period_s"], self.on_text)
 
-    def on_audio() -> None:
-        n = int(round(p["block_s"] * p["sample_rate_hz"]))
-        t = (state["sample"] + np.arange(n)) / p["sample_rate_hz"]
-        samples = (0.3 * np.sin(2 * np.pi * p["tone_hz"] * t)).astype(np.float32)[:, None]
-        stamp = state["t0"] + state["sample"] * 1_000_000_000 // p["sample_rate_hz"]
-        msg = AudioChunk(sample_rate_hz=p["sample_rate_hz"], channels=1, samples=samples)
-        msg.header.stamp_ns = stamp
-        audio.publish(msg)  # type: ignore[union-attr]
-        state["sample"] += n
+    def on_frame(self) -> None:
+        p = self.node.params
+        img = self.base.copy()
+        paint_index(img, self.frame_index)
+        self.frames.publish(ImageFrame(encoding="bgr8", height=p["height"], width=p["width"], data=img))
+        self.frame_index += 1
+        if p["count"] and self.frame_index >= p["count"]:
+            self.node.shutdown()
 
-    def on_text() -> None:
-        now = node.now_ns()
-        state["utt"] += 1
-        text.publish(TextUtterance(start_ns=now - 500_000_000, end_ns=now,  # type: ignore[union-attr]
-                                   text=f"test utterance number {state['utt']}", source="test_pattern"))
+    def on_audio(self) -> None:
+        assert self.audio is not None
+        rate = self.node.params["sample_rate_hz"]
+        n = int(round(self.node.params["block_s"] * rate))
+        t = (self.samples_done + np.arange(n)) / rate
+        samples = (0.3 * np.sin(2 * np.pi * self.node.params["tone_hz"] * t)).astype(np.float32)[:, None]
+        msg = AudioChunk(sample_rate_hz=rate, channels=1, samples=samples)
+        msg.header.stamp_ns = self.t0_ns + self.samples_done * NS_PER_S // rate
+        self.audio.publish(msg)
+        self.samples_done += n
 
-    if p["fps"] > 0:
-        node.create_timer(1.0 / p["fps"], on_frame)
-    if audio is not None:
-        node.create_timer(p["block_s"], on_audio)
-    if text is not None:
-        node.create_timer(p["text_period_s"], on_text)
+    def on_text(self) -> None:
+        assert self.text is not None
+        now = self.node.now_ns()
+        self.utterances += 1
+        self.text.publish(TextUtterance(start_ns=now - NS_PER_S // 2, end_ns=now,
+                                        text=f"test utterance number {self.utterances}", source="test_pattern"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("test_pattern", PARAMS, setup, argv)
+    return run_node(PatternPublisher, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from mmstream.messages import TextUtterance
-from mmstream.node import Node, Param, run_node
+from mmstream.node import DONE, Component, Node, Param, Wait, run_node
 from mmstream.sensors.text_sources import (DEFAULT_MAX_CHARS, StreamTextSource, TextPolicy, TextSource,
                                            TimedTextSource, ZmqTextSource)
 
@@ -29,7 +29,7 @@ PARAMS = [
     Param("realtime", True, doc="files: release each cue at its end time (false: all at once)"),
     Param("loop", False, doc="files: start again at the end"),
     Param("start_stamp_ns", 0, min=0, doc="files: stamp of the file's time 0 (0: now)"),
-    Param("exit_at_end", True, doc="stop when stdin closes or the file is done"),
+    Param("exit_on_end", True, doc="stop when stdin closes or the file is done (false: idle until stopped)"),
     Param("reliable", False, doc="wait for slow subscribers instead of dropping"),
     Param("wait_for_subscribers", 0, min=0, doc="wait for this many subscribers before reading"),
     Param("wait_timeout_s", 10.0, min=0.0, doc="how long to wait for them"),
@@ -50,39 +50,45 @@ def open_text_source(node: Node) -> TextSource:
                            start_stamp_ns=p["start_stamp_ns"], clock_ns=node.now_ns)
 
 
-def loop(node: Node) -> None:
-    p = node.params
-    source = open_text_source(node)
-    node.on_shutdown(source.close)
-    pub = node.create_publisher(TextUtterance, p["topic"], reliable=p["reliable"])
-    if p["wait_for_subscribers"] and not pub.wait_for_subscribers(p["wait_for_subscribers"], p["wait_timeout_s"]):
-        node.log.warning("only %d of %d subscriber(s) after %.1f s; publishing anyway",
-                         pub.subscription_count, p["wait_for_subscribers"], p["wait_timeout_s"])
-    restart = getattr(source, "restart_clock", None)
-    if restart is not None:
-        restart(p["start_stamp_ns"])
-    node.log.info("publishing text from %s on %s", source.description, pub.topic)
-    while node.ok():
-        for utterance in source.poll(0.05):
-            pub.publish(utterance)
-        node.spin_once(0.0)
-        if source.finished and p["exit_at_end"]:
-            node.log.info("%s finished", source.description)
-            _grace(node)
-            break
+class Text(Component):
+    """Publishes utterances as the source yields them; waits on stdin, the socket or the next cue."""
 
+    NAME = "text"
+    PARAMS = PARAMS
 
-def _grace(node: Node, seconds: float = 0.3) -> None:
-    """Let queued messages leave the socket before the node closes (sensor publishers do not linger)."""
-    import time
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        p = node.params
+        self.source = open_text_source(node)
+        self.pub = node.create_publisher(TextUtterance, p["topic"], reliable=p["reliable"])
+        if p["wait_for_subscribers"]:
+            node.wait_for_subscribers([self.pub], p["wait_for_subscribers"], p["wait_timeout_s"])
+        restart = getattr(self.source, "restart_clock", None)
+        if restart is not None:
+            restart(p["start_stamp_ns"])
+        self.announced_end = False
+        node.log.info("publishing text from %s on %s", self.source.description, self.pub.topic)
 
-    end = time.monotonic() + seconds
-    while node.ok() and time.monotonic() < end:
-        node.spin_once(0.05)
+    def step(self) -> Wait:
+        if not self.node.ok():
+            return DONE
+        for utterance in self.source.poll(0.0):
+            self.pub.publish(utterance)
+        if self.source.finished:
+            if not self.announced_end:
+                self.announced_end = True
+                self.node.log.info("%s finished%s", self.source.description,
+                                   "" if self.node.params["exit_on_end"] else "; idle until stopped")
+            if self.node.params["exit_on_end"]:
+                return DONE
+        return self.source.next_wait()
+
+    def close(self) -> None:
+        self.source.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node("text", PARAMS, lambda node: None, argv, loop=loop)
+    return run_node(Text, argv)
 
 
 if __name__ == "__main__":

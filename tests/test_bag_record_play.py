@@ -140,8 +140,13 @@ class _Consumer:
         deadline = time.monotonic() + timeout_s
         while player.poll() is None and time.monotonic() < deadline:
             self.node.spin_once(0.01)
-        for _ in range(50):  # what is still in the sockets
-            self.node.spin_once(0.01)
+        # what is still in the sockets: the player exits as soon as its queues are handed over
+        quiet_since, seen = time.monotonic(), -1
+        while time.monotonic() - quiet_since < 0.5 and time.monotonic() < deadline + 10:
+            self.node.spin_once(0.02)
+            total = sum(len(v) for v in self.received.values())
+            if total != seen:
+                quiet_since, seen = time.monotonic(), total
         out, _ = player.communicate(timeout=10)
         return out
 
@@ -159,7 +164,7 @@ class _Consumer:
 
 def _player(spawn: Any, bag: Path, *params: str) -> subprocess.Popen[str]:
     return spawn(node_cmd("nodes.player", "-p", f"bag={bag}", "-p", "wait_for_subscribers=1",
-                          "-p", "keyboard=false", "-p", "linger_s=1.5", *params))
+                          "-p", "keyboard=false", "-p", "drain_timeout_s=1.5", *params))
 
 
 ROBOT_MAP = json.dumps({"/camera/image_raw": "camera", "/audio/audio": "microphone", "/speech/text": "text"})

@@ -22,9 +22,33 @@ def test_demo_launch_recognizes_the_sample_and_exits_cleanly(spawn, run_dir: Pat
     # every modality of the sample shows up in the windows (the face is always in view)
     assert all(present[0] == "V" for _, _, present in labels)
     assert any(present == "VAT" for _, _, present in labels)
-    # the monitor reported the graph
-    assert re.search(r"\[monitor\] node synchronizer\s+running", out)
     assert "player is required: shutting down the launch" in out
+    # it reads well: progress, one line per estimate, one summary; the monitor only on request
+    assert "[monitor]" not in out
+    assert re.search(r"^\[player\] playing\s+[\d.]+/11\.\d s", out, re.M)
+    summary = re.search(r"^\[console\] summary: 23 windows, (\w+) (\d+).*model latency p50 [\d.]+ ms.*, 0 dropped$",
+                        out, re.M)
+    assert summary and summary.group(1) == expected, out[-2000:]
+
+
+def test_a_finished_replay_ends_the_launch_at_once(spawn, run_dir: Path) -> None:  # noqa: ANN001
+    """The player drains and exits; the launch stops the graph upstream first, each node draining."""
+    import time
+
+    proc = spawn([sys.executable, "-m", "mmstream.cli", "launch", "launch/demo.yaml", "fast:=true", "monitor:=true"])
+    assert proc.stdout is not None
+    finished_at = None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "player finished" in line:
+            finished_at = time.monotonic()
+    proc.wait(timeout=30)
+    out = "".join(lines)
+    assert proc.returncode == 0 and finished_at is not None, out[-3000:]
+    assert time.monotonic() - finished_at < 2.5, out[-3000:]  # was ~5 s of player linger
+    assert len(re.findall(r"^\[console\] /perception/emotion", out, re.M)) == 23, out[-3000:]
+    assert re.search(r"^\[monitor\] node inference\s", out, re.M)  # monitor:=true brings the report back
 
 
 def test_the_same_launch_file_runs_live_sensors(spawn, run_dir: Path) -> None:  # noqa: ANN001
@@ -60,16 +84,16 @@ launch:
       name: player
       required: true
       params: {bag: BAG, rate: $(var rate), fast: $(var fast), keyboard: false, wait_for_subscribers: 1,
-               linger_s: 3.0}
+               drain_timeout_s: 3.0}
   - node:
       exec: synchronizer
       name: synchronizer
-      params: {use_sim_time: true, reliable_input: true, reliable_output: true, hold_first_window: true,
+      params: {use_sim_time: true, reliable_input: true, reliable_output: true, wait_for_subscribers: 1,
                text_horizon_s: 1.5}
   - node:
       exec: inference
       name: inference
-      params: {use_sim_time: true, reliable: true, hold_first_estimate: 1, print_estimates: false}
+      params: {use_sim_time: true, reliable: true, wait_for_subscribers: 1, print_estimates: false}
   - node:
       exec: recorder
       name: recorder

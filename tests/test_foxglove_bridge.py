@@ -33,21 +33,24 @@ from tests.conftest import node_cmd
 FAKE_INFERENCE = r'''
 import sys, numpy as np
 from mmstream.messages import Detections, EmotionEstimate
-from mmstream.node import run_node
+from mmstream.node import Component, run_node
 LABELS = ["angry", "happy", "neutral"]
-def setup(node):
-    det = node.create_publisher(Detections, "/perception/detections")
-    emo = node.create_publisher(EmotionEstimate, "/perception/emotion")
-    def tick():
-        now = node.now_ns()
-        det.publish(Detections(window_start_ns=now - 10**9, window_end_ns=now, box_labels=["face"],
+class FakeInference(Component):
+    NAME = "fake_inference"
+    def __init__(self, node):
+        super().__init__(node)
+        self.det = node.create_publisher(Detections, "/perception/detections")
+        self.emo = node.create_publisher(EmotionEstimate, "/perception/emotion")
+        node.create_timer(0.1, self.tick)
+    def tick(self):
+        now = self.node.now_ns()
+        self.det.publish(Detections(window_start_ns=now - 10**9, window_end_ns=now, box_labels=["face"],
                                image_width=320, image_height=240, event_labels=["face_present", "speech_present"],
                                event_scores=[0.9, 0.75], boxes=np.array([[40, 30, 140, 150]], np.float32),
                                box_scores=np.array([0.95], np.float32)))
-        emo.publish(EmotionEstimate(window_start_ns=now - 10**9, window_end_ns=now, labels=LABELS,
-                                    probs=[0.1, 0.7, 0.2], top_label="happy", top_prob=0.7, backend="test"))
-    node.create_timer(0.1, tick)
-raise SystemExit(run_node("fake_inference", [], setup, sys.argv[1:]))
+        self.emo.publish(EmotionEstimate(window_start_ns=now - 10**9, window_end_ns=now, labels=LABELS,
+                                         probs=[0.1, 0.7, 0.2], top_label="happy", top_prob=0.7, backend="test"))
+raise SystemExit(run_node(FakeInference, sys.argv[1:]))
 '''
 
 

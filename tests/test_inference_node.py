@@ -96,13 +96,17 @@ def test_empty_model_param_is_a_parameter_error(run_dir: Path) -> None:
 
 def test_a_window_the_preprocessing_rejects_is_dropped_alone(run_dir: Path, model_package: Path) -> None:  # noqa: F811
     from mmstream.runtime.pipeline import InferencePipeline
-    from nodes.inference import run_batch
+    from mmstream.testing import NodeHarness
+    from nodes.inference import Inference
 
-    pipeline = InferencePipeline.open(model_package, "onnxruntime")
+    h = NodeHarness(Inference, {"model": str(model_package), "backend": "onnxruntime"})
     bad = _window(1)
     bad.frames = bad.frames[..., :2]  # two channels: no image encoding has that
-    with Node("inference_unit", run_dir=run_dir) as node:
-        done = run_batch(node, pipeline, [(_window(0), 0.0), (bad, 0.0), (_window(2), 0.0)])
-        assert [size for size, _ in done] == [1, 1]
-        assert [o.estimates[0].window_start_ns for _, o in done] == [_window(0).start_ns, _window(2).start_ns]
-        assert node.rejected == {"bad_window": 1}
+    done = h.component.run_batch([(_window(0), 0.0), (bad, 0.0), (_window(2), 0.0)])
+    assert [size for size, _ in done] == [1, 1]
+    assert [o.estimates[0].window_start_ns for _, o in done] == [_window(0).start_ns, _window(2).start_ns]
+    assert h.node.rejected == {"bad_window": 1}
+    for window in (_window(3), bad):  # the same through the subscription and step(): published or counted
+        h.send("/sync/window", window)
+    assert len(h.published("/perception/emotion")) == 1 and h.node.rejected == {"bad_window": 2}
+    h.close()

@@ -22,18 +22,21 @@ MMSTREAM = [sys.executable, "-c", "import sys; from mmstream.cli import main; sy
 FAKE_EMOTION = r'''
 import sys
 from mmstream.messages import EmotionEstimate
-from mmstream.node import run_node
+from mmstream.node import Component, run_node
 LABELS = ["angry", "happy", "neutral", "surprise"]
-def setup(node):
-    pub = node.create_publisher(EmotionEstimate, "/perception/emotion")
-    def tick():
-        now = node.now_ns()
-        pub.publish(EmotionEstimate(window_start_ns=now - 10**9, window_end_ns=now, labels=LABELS,
+class FakeEmotion(Component):
+    NAME = "fake_emotion"
+    def __init__(self, node):
+        super().__init__(node)
+        self.pub = node.create_publisher(EmotionEstimate, "/perception/emotion")
+        node.create_timer(0.1, self.tick)
+    def tick(self):
+        now = self.node.now_ns()
+        self.pub.publish(EmotionEstimate(window_start_ns=now - 10**9, window_end_ns=now, labels=LABELS,
                                     probs=[0.05, 0.15, 0.2, 0.6], top_label="surprise", top_prob=0.6,
                                     presence={"video": True, "audio": True, "text": False}, backend="onnxruntime",
                                     latency_ms={"total": 12.5}))
-    node.create_timer(0.1, tick)
-raise SystemExit(run_node("fake_emotion", [], setup, sys.argv[1:]))
+raise SystemExit(run_node(FakeEmotion, sys.argv[1:]))
 '''
 
 

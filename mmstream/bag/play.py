@@ -22,18 +22,18 @@ import os
 import select
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+import math
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mmstream.bag.reader import BagMessage, BagReader
 from mmstream.errors import BagError
-from mmstream.messages import Clock, Header, NodeStats
+from mmstream.messages import CLOCK_TOPIC, Clock, Header, NodeStats
 
 log = logging.getLogger("mmstream.bag.play")
 
-CLOCK_TOPIC = "/clock"
 
 
 @dataclass
@@ -115,6 +115,10 @@ class Keyboard:
             self._saved = termios.tcgetattr(self._fd)
             tty.setcbreak(self._fd)
 
+    def fileno(self) -> int | None:
+        """The terminal's fd (None when stdin is not a terminal)."""
+        return self._fd
+
     def poll(self, control: PlayerControl) -> None:
         if self._fd is None:
             return
@@ -143,16 +147,26 @@ class Keyboard:
 class ControlSocket:
     """A ZeroMQ REP socket taking one text command per request; replies JSON."""
 
-    def __init__(self, ctx: Any, endpoint: str) -> None:
+    def __init__(self, sock: Any, endpoint: str) -> None:
+        """``sock``: a REP socket (``node.create_socket(zmq.REP)``), bound here to ``endpoint``."""
         import zmq
 
         self._zmq = zmq
         self.endpoint = endpoint
-        self._sock = ctx.socket(zmq.REP)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock = sock
         if endpoint.startswith("ipc://"):
             Path(endpoint[len("ipc://"):]).parent.mkdir(parents=True, exist_ok=True)
+        from mmstream import security  # loopback/ipc, or CURVE on a network address (docs/security.md)
+
+        self._security = security.secure_server(sock, endpoint, domain=security.CONTROL_DOMAIN,
+                                                server_right=security.SUBSCRIBE, client_right=security.PUBLISH,
+                                                what="player control socket")
         self._sock.bind(endpoint)
+
+    @property
+    def socket(self) -> Any:
+        """The REP socket: a node's poll waits on it."""
+        return self._sock
 
     def poll(self, control: PlayerControl) -> None:
         while self._sock.poll(0, self._zmq.POLLIN):
@@ -161,6 +175,7 @@ class ControlSocket:
 
     def close(self) -> None:
         self._sock.close(0)
+        self._security.release()
 
 
 def send_control(endpoint: str, command: str, timeout_s: float = 2.0) -> dict[str, Any]:
@@ -171,6 +186,10 @@ def send_control(endpoint: str, command: str, timeout_s: float = 2.0) -> dict[st
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:
+        from mmstream import security
+
+        security.secure_client(sock, endpoint, domain=security.CONTROL_DOMAIN, server_right=security.SUBSCRIBE,
+                               client_right=security.PUBLISH, what="player control client")
         sock.connect(endpoint)
         sock.send(command.encode())
         if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
@@ -181,14 +200,16 @@ def send_control(endpoint: str, command: str, timeout_s: float = 2.0) -> dict[st
 
 
 class Player:
-    """Plays one bag. ``publish(topic, msg) -> seq`` and ``idle(timeout_s)`` come from the node.
+    """Plays one bag. ``publish(topic, msg) -> seq`` comes from the node.
 
-    publish must return the seq it gave the message (the node's publisher sets it); idle is
-    called while waiting (spins the node, polls control inputs) and must return promptly.
+    publish must return the seq it gave the message (the node's publisher sets it). Drive it with
+    :meth:`steps` (a generator that yields how long to wait before it may go on: 0 = at once,
+    ``math.inf`` = until a control input arrives; a node's ``step()`` returns that wait), or with
+    :meth:`play` and an ``idle(timeout_s)`` callable that waits and polls control inputs.
     """
 
     def __init__(self, cfg: PlayConfig, publish: Callable[[str, Any], int],
-                 idle: Callable[[float], None], control: PlayerControl | None = None) -> None:
+                 idle: Callable[[float], None] | None = None, control: PlayerControl | None = None) -> None:
         if cfg.rate <= 0:
             raise BagError(f"player: rate must be > 0, got {cfg.rate}")
         from mmstream.bag.convert import ConvertOptions
@@ -198,7 +219,7 @@ class Player:
         self.reader = BagReader(cfg.bag, topic_map=cfg.topic_map, options=options)
         self.control = control or PlayerControl(rate=cfg.rate)
         self._publish = publish
-        self._idle = idle
+        self._idle = idle or (lambda timeout_s: time.sleep(min(timeout_s, 0.05)))
         # Every tick lists every topic this player will publish (0 until its first message), so a node
         # on sim time knows from the first tick which topics' messages must wait for their tick; a
         # topic first named only after its first message could overtake messages sent before it.
@@ -208,19 +229,20 @@ class Player:
         self.lag_max_s = 0.0
 
     # ------------------------------------------------------------------ what to play
-    def output_topics(self) -> list[str]:
-        """The topics this player publishes data on (not /clock), from the bag's topics and the config."""
+    def output_topics(self) -> dict[str, type]:
+        """{topic: message class} this player publishes data on (not /clock), from the bag and the config."""
         from mmstream.bag import convert
 
-        out = []
+        out: dict[str, type] = {}
         for topic, ros_type in self.reader.topic_types().items():
             name = self.reader.out_topic(topic)
             if name == CLOCK_TOPIC or (not self.cfg.play_stats and ros_type.endswith("/NodeStats")):
                 continue
             if self.cfg.topics and topic not in self.cfg.topics and name not in self.cfg.topics:
                 continue
-            if convert.is_supported(ros_type) and name not in out:
-                out.append(name)
+            cls = convert.class_for(ros_type)
+            if cls is not None and name not in out:
+                out[name] = cls
         return out
 
     def _selected(self) -> Iterator[BagMessage]:
@@ -255,15 +277,15 @@ class Player:
         self.ticks += 1
 
     # ------------------------------------------------------------------ timing
-    def _wait_until(self, bag_ns: int, anchor: list[Any], *, message: bool) -> bool:
-        """Wait (scaled, pausable) until bag time ``bag_ns``; False if stopped.
+    def _wait_until(self, bag_ns: int, anchor: list[Any], *, message: bool) -> Generator[float, None, bool]:
+        """Wait (scaled, pausable) until bag time ``bag_ns``, yielding waits; False if stopped.
 
         anchor = [wall_s, bag_ns, rate]: the wall time at which bag time anchor[1] was due.
         While paused, a step releases the next message and the clock ticks before it.
         """
         c = self.control
+        yield 0.0  # let the node handle control inputs and messages between two publishes
         while True:
-            self._idle(0.0)
             if c.stop:
                 return False
             if c.paused:
@@ -272,7 +294,7 @@ class Player:
                         c.steps -= 1
                     anchor[0], anchor[1] = time.monotonic(), bag_ns
                     return True
-                self._idle(0.02)
+                yield math.inf  # until a control input
                 anchor[0], anchor[1] = time.monotonic(), bag_ns  # resume from here, no catch-up burst
                 continue
             if self.cfg.fast:
@@ -285,10 +307,10 @@ class Player:
             if remaining <= 0:
                 self.lag_max_s = max(self.lag_max_s, -remaining)
                 return True
-            self._idle(min(remaining, 0.01))
+            yield remaining
 
-    def play_once(self) -> int:
-        """One pass over the bag; returns the number of messages published."""
+    def _play_once(self) -> Generator[float, None, int]:
+        """One pass over the bag, yielding waits; returns the number of messages published."""
         period_ns = int(1e9 / self.cfg.clock_hz) if self.cfg.clock and self.cfg.clock_hz > 0 else 0
         anchor: list[Any] = [time.monotonic(), None, self.control.rate]
         next_grid: int | None = None
@@ -296,8 +318,8 @@ class Player:
         count = 0
         for bm in self._window(self._selected()):
             t = bm.log_time_ns
-            if anchor[1] is None:
-                anchor[1] = t
+            if anchor[1] is None:  # playback starts at the first message (not when the bag was opened)
+                anchor[0], anchor[1] = time.monotonic(), t
                 next_grid = (t // period_ns + 1) * period_ns if period_ns else None
                 self._tick(t - 1)  # nodes on sim time start just before the first message, not at 0
             if pending is not None and pending < t:
@@ -308,11 +330,11 @@ class Player:
             while next_grid is not None and next_grid < t:
                 # grid ticks fill gaps between message times; skipped where a tick is less than a period old
                 if self._last_tick_ns is None or next_grid - self._last_tick_ns >= period_ns:
-                    if not self._wait_until(next_grid, anchor, message=False):
+                    if not (yield from self._wait_until(next_grid, anchor, message=False)):
                         return count
                     self._tick(next_grid)
                 next_grid += period_ns
-            if not self._wait_until(t, anchor, message=True):
+            if not (yield from self._wait_until(t, anchor, message=True)):
                 return count
             seq = self._publish(bm.out_topic, bm.msg)
             self._published_seq[bm.out_topic] = seq
@@ -324,11 +346,25 @@ class Player:
             self._tick(pending)
         return count
 
-    def play(self) -> int:
+    def steps(self) -> Generator[float, None, int]:
+        """The whole replay (loops included) as a generator of waits; returns the messages published."""
         total = 0
         while True:
-            n = self.play_once()
+            n = yield from self._play_once()
             total += n
             if not self.cfg.loop or self.control.stop or n == 0:
                 return total
             self._last_tick_ns = None  # the clock restarts; nodes on sim time see it go back
+
+    def play_once(self) -> int:
+        return self._drive(self._play_once())
+
+    def play(self) -> int:
+        return self._drive(self.steps())
+
+    def _drive(self, gen: Generator[float, None, int]) -> int:
+        try:
+            while True:
+                self._idle(min(next(gen), 0.05))
+        except StopIteration as done:
+            return int(done.value)

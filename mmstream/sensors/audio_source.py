@@ -21,6 +21,7 @@ full the block is dropped, counted, and reported as a gap on the next block that
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mmstream.clock import host_now_ns
+from mmstream.executor import Wait
 from mmstream.errors import DeviceNotFoundError, MmstreamError
 from mmstream.messages import AudioChunk, Header
 from mmstream.sensors.devices import describe_input_devices
@@ -206,6 +208,9 @@ class MicrophoneSource:
         self._pending_drop = 0
         self._pending_overflow = False
         self._ready: list[tuple[int, np.ndarray, int]] = []
+        self._signal_r, self._signal_w = os.pipe()  # readable while blocks wait: the node's poll waits on it
+        os.set_blocking(self._signal_r, False)
+        os.set_blocking(self._signal_w, False)
         dev = _resolve_device(device)
         try:
             info = sd.query_devices(dev, "input")
@@ -244,6 +249,10 @@ class MicrophoneSource:
             self._queue.put_nowait(block)
             self._pending_drop = 0
             self._pending_overflow = False
+            try:
+                os.write(self._signal_w, b"\0")
+            except (BlockingIOError, OSError):
+                pass  # the pipe already says "ready"
         except queue.Full:
             self.dropped_blocks += 1
             self.dropped_samples += frames
@@ -254,9 +263,22 @@ class MicrophoneSource:
         self._stream.start()
         self._log.info("capturing from %s", self.description)
 
+    def fileno(self) -> int:
+        """Readable when a captured block waits: poll it, then ``read(0)`` until it returns None."""
+        return self._signal_r
+
+    def next_wait(self) -> Wait:
+        return Wait.until_ready(self._signal_r)
+
     def read(self, timeout_s: float = 0.05) -> AudioChunk | None:
         """The next chunk, or None if none arrived within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
+        if self._queue.empty():
+            try:
+                while os.read(self._signal_r, 4096):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
         while not self._ready:
             remaining = deadline - time.monotonic()
             try:
@@ -277,6 +299,11 @@ class MicrophoneSource:
             self._stream.stop()
         finally:
             self._stream.close()
+            for fd in (self._signal_r, self._signal_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 class AudioFileSource:
@@ -319,6 +346,16 @@ class AudioFileSource:
         if self._samples_done == 0:
             self.start_stamp_ns = start_stamp_ns or self._clock()
             self._origin_mono_ns = time.monotonic_ns()
+
+    def next_wait(self) -> Wait:
+        return Wait.seconds(self.due_in_s())
+
+    def due_in_s(self) -> float:
+        """Seconds until the next chunk is due (0: now, or not paced)."""
+        if not self.realtime:
+            return 0.0
+        end_ns = (self._samples_done + self.block_frames) * NS_PER_S // self.rate
+        return max(0.0, (self._origin_mono_ns + end_ns - time.monotonic_ns()) / 1e9)
 
     def read(self) -> AudioChunk | None:
         """The next chunk (paced if ``realtime``), or None at the end of the file."""

@@ -18,6 +18,7 @@ request gets a JSON reply ``{"ok": true}`` or ``{"ok": false, "error": "..."}``.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import threading
@@ -33,6 +34,7 @@ from pysubs2.formats.webvtt import WebVTTFormat
 
 from mmstream.clock import host_now_ns
 from mmstream.errors import MmstreamError
+from mmstream.executor import IDLE, NOW, Wait
 from mmstream.messages import Header, TextUtterance
 
 Reject = Callable[[str, str], None]
@@ -90,6 +92,10 @@ class TextSource:
     def poll(self, timeout_s: float = 0.05) -> list[TextUtterance]:
         raise NotImplementedError
 
+    def next_wait(self) -> Wait:
+        """What a node waits on before the next ``poll(0)`` has something (a deadline, an fd, a socket)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -105,6 +111,8 @@ class StreamTextSource(TextSource):
         self.policy, self._reject, self._clock, self.name = policy, reject, clock_ns, name
         self.description = name
         self._lines: queue.Queue[tuple[int, int, bytes] | None] = queue.Queue(maxsize=1000)
+        self._signal_r, self._signal_w = os.pipe()  # readable while lines wait (the node's poll waits on it)
+        os.set_blocking(self._signal_r, False)
         self._thread = threading.Thread(target=self._read, args=(stream,), name=f"text-{name}", daemon=True)
         self._thread.start()
 
@@ -114,12 +122,35 @@ class StreamTextSource(TextSource):
             for line in iter(stream.readline, b""):
                 lineno += 1
                 self._lines.put((lineno, self._clock(), line.rstrip(b"\r\n")))
+                self._signal()
         except (OSError, ValueError):  # stream closed under us
             pass
         self._lines.put(None)
+        self._signal()
+
+    def _signal(self) -> None:
+        try:
+            os.write(self._signal_w, b"\0")
+        except OSError:  # full (a wake-up is pending) or closed
+            pass
+
+    def next_wait(self) -> Wait:
+        return IDLE if self.finished else Wait.until_ready(self._signal_r)
+
+    def close(self) -> None:
+        for fd in (self._signal_r, self._signal_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def poll(self, timeout_s: float = 0.05) -> list[TextUtterance]:
         out: list[TextUtterance] = []
+        try:
+            while os.read(self._signal_r, 4096):
+                pass
+        except OSError:
+            pass
         try:
             item = self._lines.get(timeout=timeout_s) if timeout_s > 0 else self._lines.get_nowait()
         except queue.Empty:
@@ -330,6 +361,14 @@ class TimedTextSource(TextSource):
             self.start_stamp_ns = start_stamp_ns or self._clock()
             self._origin_mono_ns = time.monotonic_ns()
 
+    def next_wait(self) -> Wait:
+        if self.finished:
+            return IDLE
+        if not self.realtime:
+            return NOW
+        due = self._origin_mono_ns + self._lap_ns + self.cues[self._next].end_ns
+        return Wait.seconds((due - time.monotonic_ns()) / NS_PER_S)
+
     def poll(self, timeout_s: float = 0.05) -> list[TextUtterance]:
         out: list[TextUtterance] = []
         deadline = time.monotonic_ns() + int(timeout_s * NS_PER_S)
@@ -432,6 +471,9 @@ class ZmqTextSource(TextSource):
             return None, "empty text"
         lang = obj.get("language") if isinstance(obj.get("language"), str) else None
         return make_utterance(text, int(start), int(end), self.policy, lang), ""
+
+    def next_wait(self) -> Wait:
+        return Wait.until_ready(self._sock)
 
     def poll(self, timeout_s: float = 0.05) -> list[TextUtterance]:
         zmq = self._zmq

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from mmstream.clock import host_now_ns
+from mmstream.executor import Wait
 from mmstream.errors import DeviceNotFoundError, MmstreamError
 from mmstream.messages import IMAGE_ENCODINGS, Header, ImageFrame
 from mmstream.sensors.devices import describe_video_devices
@@ -104,6 +105,14 @@ class VideoSource:
     def read(self) -> CapturedFrame | None:
         raise NotImplementedError
 
+    def due_in_s(self) -> float:
+        """Seconds until the next frame is due; 0: ``read()`` returns at once or blocks in the device."""
+        return 0.0
+
+    def next_wait(self) -> Wait:
+        """What a node waits for before calling ``read()``."""
+        return Wait.seconds(self.due_in_s())
+
     def close(self) -> None:
         pass
 
@@ -169,6 +178,9 @@ class PatternSource(VideoSource):
     def restart_clock(self, start_stamp_ns: int = 0) -> None:
         self._next_mono_ns = time.monotonic_ns()
 
+    def due_in_s(self) -> float:
+        return max(0.0, (self._next_mono_ns - time.monotonic_ns()) / 1e9)
+
     def read(self) -> CapturedFrame | None:
         if self._max_frames and self._index >= self._max_frames:
             return None
@@ -219,6 +231,7 @@ class FileVideoSource(VideoSource):
         self._last_pos_ns = -1
         self._index = 0
         self._warned_pos = False
+        self._ahead: tuple[np.ndarray, int] | None = None  # decoded, not yet returned (pacing looks ahead)
 
     def restart_clock(self, start_stamp_ns: int = 0) -> None:
         if self._index == 0:
@@ -228,12 +241,34 @@ class FileVideoSource(VideoSource):
     def _frame_period_ns(self) -> int:
         return int(round(1e9 / self.file_fps)) if self.file_fps else 33_333_333
 
+    def due_in_s(self) -> float:
+        if not self.realtime:
+            return 0.0
+        if self._ahead is None:
+            self._ahead = self._decode()
+            if self._ahead is None:
+                return 0.0  # finished: read() says so at once
+        return max(0.0, (self._pace_origin_mono_ns + self._ahead[1] - time.monotonic_ns()) / 1e9)
+
     def read(self) -> CapturedFrame | None:
         if self._should_stop():
             return None
+        decoded, self._ahead = self._ahead or self._decode(), None
+        if decoded is None:
+            return None
+        image, rel_ns = decoded
+        if self.realtime and not _sleep_until(self._pace_origin_mono_ns + rel_ns, self._should_stop):
+            return None
+        frame = CapturedFrame(image=_fit(image, self.width, self.height), stamp_ns=self.start_stamp_ns + rel_ns,
+                              index=self._index)
+        self._index += 1
+        return frame
+
+    def _decode(self) -> tuple[np.ndarray, int] | None:
+        """The next image and its time since the file's start (laps included); None at the end."""
         ok, image = self._cap.read()
         if not ok:
-            if not self.loop or self._index == 0:
+            if not self.loop or (self._index == 0 and self._last_pos_ns < 0):
                 return None
             # next lap: time continues one frame period after the last frame
             self._lap_offset_ns += self._last_pos_ns + self._frame_period_ns()
@@ -255,13 +290,7 @@ class FileVideoSource(VideoSource):
                 self._warned_pos = True
             pos_ns = self._last_pos_ns + self._frame_period_ns()
         self._last_pos_ns = pos_ns
-        rel_ns = self._lap_offset_ns + pos_ns
-        if self.realtime and not _sleep_until(self._pace_origin_mono_ns + rel_ns, self._should_stop):
-            return None
-        frame = CapturedFrame(image=_fit(image, self.width, self.height), stamp_ns=self.start_stamp_ns + rel_ns,
-                              index=self._index)
-        self._index += 1
-        return frame
+        return image, self._lap_offset_ns + pos_ns
 
     def close(self) -> None:
         self._cap.release()
