@@ -240,6 +240,43 @@ def _control_and_text_keys(graph_keys: Path, tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv(security.ENV_KEY, "pub")
 
 
+def test_player_control_socket_over_curve(graph_keys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmstream.bag.play import ControlSocket, PlayerControl, send_control
+    from mmstream.errors import BagError
+
+    _control_and_text_keys(graph_keys, tmp_path, monkeypatch)
+    ep = f"tcp://127.0.0.1:{free_port()}"
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REP)
+    sock.setsockopt(zmq.LINGER, 0)
+    control_socket = ControlSocket(sock, ep)
+    control = PlayerControl(rate=1.0)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            control_socket.poll(control)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        monkeypatch.setenv(security.ENV_KEY, "sub")
+        assert isinstance(send_control(ep, "status"), dict)      # an allowed key is answered
+        monkeypatch.setenv(security.ENV_KEY, "other")
+        with pytest.raises(SecurityError, match="key 'other' may not publish /_control/player"):
+            send_control(ep, "status")
+        monkeypatch.delenv(security.ENV_CONFIG)                  # a plaintext client is not
+        with pytest.raises(BagError, match="no reply"):
+            send_control(ep, "pause", timeout_s=0.5)
+        assert control.paused is False
+    finally:
+        stop.set()
+        t.join()
+        control_socket.close()
+        _term(ctx)
+
+
 def test_text_socket_over_curve(graph_keys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mmstream.sensors.text_sources import ZmqTextSource
 
