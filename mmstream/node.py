@@ -55,7 +55,8 @@ __all__ = ["Component", "Node", "Param", "Timer", "Wait", "IDLE", "NOW", "DONE",
 M = TypeVar("M", bound=Message)
 
 _HELD_POLL_S = 0.005  # while messages wait for their clock tick, the node waits on its sockets this long at a time
-_DRAIN_QUIET_S = 0.1  # draining at shutdown ends once nothing has arrived for this long
+_DRAIN_QUIET_S = 0.1  # draining at shutdown ends once nothing has arrived for this long (publishers gone)
+_DRAIN_QUIET_LIVE_S = 0.5  # ... or this long while a publisher is still connected
 
 
 class Component:
@@ -120,6 +121,8 @@ class Node:
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._rejected_kinds: dict[str, int] = {}
         self._shutdown = False
+        self._abort = False
+        self._drain_deadline: float | None = None
         self._closed = False
         self._registered = False
         self._started_s = time.monotonic()
@@ -156,7 +159,7 @@ class Node:
         topic = self.resolve_topic(topic)
         pub: Publisher[M] = Publisher(self._ctx, topic, msg_type, endpoint=graph.topic_endpoint(topic, self.run_dir),
                                       reliable=reliable, hwm=hwm, max_message_bytes=self.params["max_message_bytes"],
-                                      clock=self.now_ns, is_shutdown=lambda: self._shutdown,
+                                      clock=self.now_ns, is_shutdown=self._must_stop_now,
                                       hold_first_for=hold_first_for, hold_timeout_s=hold_timeout_s, log=self.log)
         self._publishers.append(pub)
         if self._registered:
@@ -226,9 +229,17 @@ class Node:
         return not self._shutdown
 
     def shutdown(self) -> None:
-        """Ask :meth:`spin` to return (safe from signal handlers and other threads)."""
+        """Ask :meth:`spin` to return (safe from signal handlers and other threads). The node drains
+        first; asked a second time, it stops at once (a reliable publisher waiting gives up)."""
+        if self._shutdown:
+            self._abort = True
         self._shutdown = True
         self._wake.wake()
+
+    def _must_stop_now(self) -> bool:
+        """What a reliable publisher waiting for a slow subscriber checks: stop, or drain time over."""
+        return self._abort or self._closed or (self._drain_deadline is not None
+                                               and time.monotonic() > self._drain_deadline)
 
     @property
     def wakeup_fd(self) -> int:
@@ -248,7 +259,7 @@ class Node:
         self._fire_timers()
         self._publish_stats()
 
-    def spin(self, component: Component | None = None) -> None:
+    def spin(self, component: Component | None = None, *, drain_timeout_s: float = 5.0) -> None:
         """Run until :meth:`shutdown` (SIGINT/SIGTERM under :func:`run_node`) or the component is done,
         then drain: deliver what is queued or still arriving, and let the component finish its work."""
         while not self._shutdown:
@@ -256,14 +267,14 @@ class Node:
             if wait.done:
                 break
             self.spin_once(math.inf if wait.timeout_s is None else wait.timeout_s, wait_on=wait.on)
-        self.drain(component)
+        self.drain(component, timeout_s=drain_timeout_s)
 
     def drain(self, component: Component | None = None, *, timeout_s: float = 5.0) -> None:
         """After a shutdown request: handle what arrived and what is still arriving (until nothing
         comes for a moment), with the component's ``step()`` working off its queue."""
         self._shutdown = True
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        deadline = self._drain_deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._abort:
             self._dispatch(draining=True)
             wait = component.step() if component is not None else DONE
             if not wait.done and wait.timeout_s == 0:
@@ -272,8 +283,11 @@ class Node:
                 continue
             if not self._subscriptions:
                 break
+            # done once the sockets are quiet: for a moment when every publisher has gone (it sent
+            # everything before its socket closed), longer while one is still up (it may be behind)
             before = sum(sub.stats.count + sub.pending() for sub in self._subscriptions)
-            self._receiver.node_poll(_DRAIN_QUIET_S, (self._wake.fd,))
+            live = any(sub.publisher_connected for sub in self._subscriptions)
+            self._receiver.node_poll(_DRAIN_QUIET_LIVE_S if live else _DRAIN_QUIET_S, (self._wake.fd,))
             self._wake.drain()
             if sum(sub.stats.count + sub.pending() for sub in self._subscriptions) == before:
                 if self._gate is None or not self._gate.pending_ticks:

@@ -80,7 +80,9 @@ def main(component: type[Component], argv: Sequence[str] | None = None) -> int:
         return 1
 
     def _stop(signum: int, _frame: object) -> None:
-        node.log.info("received %s, shutting down", signal.Signals(signum).name)
+        again = not node.ok()
+        node.log.info("received %s, %s", signal.Signals(signum).name,
+                      "stopping now" if again else "shutting down (draining what is in flight)")
         node.shutdown()
 
     signal.signal(signal.SIGINT, _stop)
@@ -90,7 +92,7 @@ def main(component: type[Component], argv: Sequence[str] | None = None) -> int:
     instance: Component | None = None
     try:
         instance = component(node)
-        node.spin(instance)
+        node.spin(instance, drain_timeout_s=node.params["drain_timeout_s"])
         return 0
     except ParameterError as exc:
         node.log.error("%s", exc)

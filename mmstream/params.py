@@ -70,7 +70,7 @@ COMMON_PARAMS = (
     Param("stats_period_s", 1.0, min=0.05, doc="period of NodeStats on /<node>/stats"),
     Param("max_message_bytes", 64 * 1024 * 1024, min=1024, doc="size cap per received message"),
     Param("log_level", "info", choices=("debug", "info", "warning", "error")),
-    Param("drain_timeout_s", 5.0, min=0.0, doc="at the end, how long reliable publishers may take to hand what "
+    Param("drain_timeout_s", 2.5, min=0.0, doc="at the end, how long reliable publishers may take to hand what "
                                                "they still queue to slow subscribers (they exit once it is sent)"),
 )
 

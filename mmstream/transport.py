@@ -225,6 +225,7 @@ class Subscription(Generic[M]):
         # restarted, in case ZeroMQ's own reconnect does not get through (stale ipc path).
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._redial_at: float | None = None
+        self.publisher_connected = False
         self.socket.connect(endpoint)
 
     @property
@@ -263,8 +264,10 @@ class Subscription(Generic[M]):
             event = recv_monitor_message(self.monitor)["event"]
             if event == zmq.EVENT_DISCONNECTED:
                 self._redial_at = time.monotonic() + 1.0
+                self.publisher_connected = False  # what it sent before going away has been received
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._redial_at = None
+                self.publisher_connected = True
 
     def redial_in_s(self) -> float | None:
         """Seconds until :meth:`redial_if_stuck` wants to run (None: connected, nothing due)."""
