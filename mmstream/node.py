@@ -279,7 +279,9 @@ class Node:
             wait = component.step() if component is not None else DONE
             if not wait.done and wait.timeout_s == 0:
                 continue  # the component has more queued work
-            if self._receiver.any_pending():
+            # messages held for their clock tick need the sockets read (the tick is in one of them)
+            holding = self._gate is not None and self._gate.holding
+            if self._receiver.any_pending() and not holding:
                 continue
             if not self._subscriptions:
                 break
@@ -287,10 +289,11 @@ class Node:
             # everything before its socket closed), longer while one is still up (it may be behind)
             before = sum(sub.stats.count + sub.pending() for sub in self._subscriptions)
             live = any(sub.publisher_connected for sub in self._subscriptions)
-            self._receiver.node_poll(_DRAIN_QUIET_LIVE_S if live else _DRAIN_QUIET_S, (self._wake.fd,))
+            self._receiver.node_poll(_DRAIN_QUIET_LIVE_S if live else _DRAIN_QUIET_S, (self._wake.fd,),
+                                     queued_is_held=holding)
             self._wake.drain()
             if sum(sub.stats.count + sub.pending() for sub in self._subscriptions) == before:
-                if self._gate is None or not self._gate.pending_ticks:
+                if self._gate is None or not (self._gate.pending_ticks or self._gate.holding):
                     break
                 self._flush_sim_order()  # what was held for a tick that will not come runs now
         self._fire_timers()

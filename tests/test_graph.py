@@ -57,7 +57,7 @@ def test_explicit_endpoints_win_and_are_checked(tmp_path: Path, monkeypatch: pyt
     assert graph.topic_endpoint("/camera/image", tmp_path) == "tcp://10.0.0.2:5555"  # key normalized too
     assert graph.topic_endpoint("/other", tmp_path).startswith("ipc://")
     monkeypatch.setenv("MMSTREAM_ENDPOINTS", "{not json")
-    with pytest.raises(MmstreamError, match="MMSTREAM_ENDPOINTS is not JSON"):
+    with pytest.raises(MmstreamError, match=r"MMSTREAM_ENDPOINTS or endpoints.json\) are not JSON"):
         graph.topic_endpoint("/camera/image", tmp_path)
     monkeypatch.setenv("MMSTREAM_ENDPOINTS", json.dumps({"bad topic": "tcp://h:1"}))
     with pytest.raises(MmstreamError, match="invalid topic name 'bad topic'"):
