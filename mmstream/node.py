@@ -125,6 +125,7 @@ class Node:
         self._drain_deadline: float | None = None
         self._closed = False
         self._registered = False
+        self._state = "running"
         self._started_s = time.monotonic()
         self._stats_pub: Publisher[NodeStats] = self.create_publisher(NodeStats, f"/{self.name}/stats")
         self._next_stats_s = time.monotonic() + self.params["stats_period_s"]
@@ -297,6 +298,11 @@ class Node:
                     break
                 self._flush_sim_order()  # what was held for a tick that will not come runs now
         self._fire_timers()
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("drain done in %.3f s: pending %s, gate ticks %s holding %s, connected %s, abort %s",
+                          time.monotonic() - deadline + timeout_s, [s.pending() for s in self._subscriptions],
+                          self._gate.pending_ticks if self._gate else None, self._gate.holding if self._gate else None,
+                          [s.publisher_connected for s in self._subscriptions], self._abort)
 
     def _dispatch(self, *, draining: bool = False) -> None:
         if self._gate is not None:
@@ -393,7 +399,14 @@ class Node:
             "pub": [{"topic": p.topic, "type": p.msg_type.SCHEMA, "endpoint": p.endpoint} for p in self._publishers],
             "sub": [{"topic": s.topic, "type": s.msg_type.SCHEMA, "endpoint": s.endpoint}
                     for s in self._subscriptions],
+            "state": self._state,
         }, self.run_dir)
+
+    def set_state(self, state: str) -> None:
+        """Say in the node's registry record what it is doing (``finished``: its work is done and it
+        only waits for its subscribers to take what it sent; a launch then stops the graph)."""
+        self._state = state
+        self._write_record()
 
     # ------------------------------------------------------------------ teardown
     def close(self, *, linger_s: float | None = None) -> None:

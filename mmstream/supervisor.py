@@ -163,8 +163,28 @@ class Supervisor:
                 self._lock_file.close()
         return 1 if self._failed else 0
 
+    def _required_finished(self) -> str | None:
+        """A required node that says its work is done (it stays up until its subscribers have
+        everything: ZeroMQ drops what a subscriber has not read when its publisher goes away)."""
+        required = {m.spec.name for m in self.procs if m.spec.required and m.state == "running"}
+        if not required:
+            return None
+        try:
+            records = graph.list_nodes(self.run_dir)
+        except OSError:
+            return None
+        return next((r["name"] for r in records if r.get("name") in required and r.get("state") == "finished"
+                     and r.get("alive")), None)
+
     def _supervise(self) -> None:
         while not self._stop.is_set():
+            finished = self._required_finished()
+            if finished is not None:
+                idx = next(i for i, m in enumerate(self.procs) if m.spec.name == finished)
+                self._emit("launch", f"{finished} finished its work", idx)
+                self._emit("launch", f"{finished} is required: shutting down the launch", idx)
+                self._write_state()
+                return
             active = False
             for i, mp in enumerate(self.procs):
                 if mp.restart_at is not None:
@@ -213,7 +233,11 @@ class Supervisor:
             records = graph.list_nodes(self.run_dir)
         except OSError:
             records = []
-        for stage in shutdown_stages(list(by_name), records):
+        finished = {r["name"] for r in records if r.get("state") == "finished"}
+        stages = shutdown_stages([n for n in by_name if n not in finished], records)
+        if finished & set(by_name):  # finished nodes wait for their subscribers: they stop last
+            stages.append([n for n in by_name if n in finished])
+        for stage in stages:
             self._stop_stage([by_name[name] for name in stage])
 
     def _stop_stage(self, running: list[ManagedProcess]) -> None:

@@ -36,6 +36,8 @@ PARAMS = [
     Param("print_estimates", True, doc="log one line per emotion estimate"),
     Param("wait_for_subscribers", 0, min=0, doc="the first estimate waits for this many subscribers of "
                                                 "/perception/emotion (replay: late consumers miss nothing)"),
+    Param("detections_wait_for_subscribers", 0, min=0,
+          doc="the same for /perception/detections (a recorder of both topics on replay: 1)"),
     Param("wait_timeout_s", 10.0, min=0.0, doc="how long to wait for them"),
     Param("window_topic", "/sync/window", type=str),
 ]
@@ -69,7 +71,9 @@ class Inference(Component):
         self.emotion = node.create_publisher(EmotionEstimate, "/perception/emotion", reliable=p["reliable"],
                                              hold_first_for=p["wait_for_subscribers"],
                                              hold_timeout_s=p["wait_timeout_s"])
-        self.detections = node.create_publisher(Detections, "/perception/detections")
+        self.detections = node.create_publisher(Detections, "/perception/detections", reliable=p["reliable"],
+                                                hold_first_for=p["detections_wait_for_subscribers"],
+                                                hold_timeout_s=p["wait_timeout_s"])
         self.queue: collections.deque[tuple[Window, float]] = collections.deque()
         node.create_subscription(Window, p["window_topic"], self.on_window,
                                  keep_last=None if p["reliable"] else p["keep_last"])

@@ -405,3 +405,22 @@ def test_replays_through_the_synchronizer_node_give_identical_windows(spawn: Any
     assert len(digests[0]) >= 3, "no windows came out of the synchronizer"
     assert not any("node clock jumped back" in log for log in sync_logs)
     assert digests[0] == digests[1]
+
+
+def test_a_finished_player_waits_for_a_slow_subscriber_then_exits(spawn: Any, run_dir: Path) -> None:
+    """ZeroMQ drops what a subscriber has not read when its publisher exits (tests/test_transport_end.py):
+    the player stays up after the end until its subscribers have left, so a slow one loses nothing."""
+    sample = REPO / "mmstream/data/sample.mcap"
+    expected = sum(1 for m in BagReader(sample).messages() if m.out_topic == "/camera/image")
+    got: list[int] = []
+    with Node("slow_consumer", run_dir=run_dir) as node:
+        node.create_subscription(ImageFrame, "/camera/image", lambda m: (got.append(m.header.seq), time.sleep(0.003)),
+                                 keep_last=None)
+        player = _player(spawn, sample, "-p", "fast=true", "-p", "topics=[/camera/image]", "-p", "clock=false",
+                         "-p", "progress_s=0")
+        wait_for(lambda: (node.spin_once(0.02), len(got) >= expected)[1], 60, "every frame")
+        assert player.poll() is None  # finished, but still up: its subscriber is here
+    t0 = time.monotonic()
+    out, _ = player.communicate(timeout=10)  # the subscriber left: the player goes
+    assert player.returncode == 0 and time.monotonic() - t0 < 3, out
+    assert got == list(range(1, expected + 1))

@@ -37,15 +37,6 @@ launch:
 """
 
 
-def _hold(module: str, old: str) -> str:
-    """The first output waits for its subscriber: ``old`` (hold_first_*) or, after the node lifecycle
-    refactor, ``wait_for_subscribers`` — whichever the node declares."""
-    import importlib
-
-    names = {p.name for p in importlib.import_module(module).PARAMS}
-    return f"{old}: 1" if old in names else "wait_for_subscribers: 1"
-
-
 def _values(e) -> tuple:  # noqa: ANN001 (everything but the latencies, which are wall time)
     return (e.header.stamp_ns, e.window_start_ns, e.window_end_ns, e.labels, e.probs, e.top_label, e.top_prob,
             e.presence, e.contribution)
@@ -62,8 +53,10 @@ def graph_outputs(spawn, tmp_path: Path, bag: Path, topic_map: dict[str, str]) -
 
     launch = tmp_path / "graph.yaml"
     text = GRAPH.replace("BAG", str(bag)).replace("MAP", "{" + ", ".join(f"{k}: {v}" for k, v in topic_map.items()) + "}")
-    text = text.replace("SYNC_HOLD", _hold("nodes.synchronizer", "hold_first_window"))
-    launch.write_text(text.replace("INFERENCE_HOLD", _hold("nodes.inference", "hold_first_estimate")))
+    text = text.replace("SYNC_HOLD", "wait_for_subscribers: 1")
+    # the recorder misses neither the first estimate nor the first detection
+    text = text.replace("INFERENCE_HOLD", "wait_for_subscribers: 1, detections_wait_for_subscribers: 1")
+    launch.write_text(text)
     out = tmp_path / "graph_out.mcap"
     proc = spawn([sys.executable, "-m", "mmstream.cli", "launch", str(launch), f"out:={out}"])
     log, _ = proc.communicate(timeout=100)

@@ -159,3 +159,19 @@ def test_stale_node_records_are_cleared_when_a_launch_starts(tmp_path: Path, run
     sup, _ = _supervisor(tmp_path, run_dir, "- node: {exec: tests.supervised_child, name: once}")
     assert sup.run() == 0
     assert not (run_dir / "nodes" / "ghost.json").exists()
+
+
+def _rec(name: str, pub: list[str] = (), sub: list[str] = ()) -> dict:
+    return {"name": name, "pub": [{"topic": t} for t in pub], "sub": [{"topic": t} for t in sub]}
+
+
+def test_shutdown_stages_stop_publishers_before_their_subscribers() -> None:
+    records = [_rec("sync", ["/sync/window", "/sync/stats"], ["/camera/image", "/clock"]),
+               _rec("camera", ["/camera/image", "/camera/stats"], []),
+               _rec("inference", ["/perception/emotion"], ["/sync/window", "/clock"]),
+               _rec("console", [], ["/perception/emotion"]),
+               _rec("monitor", [], ["/sync/stats", "/camera/stats", "/perception/emotion"])]
+    stages = supervisor_module.shutdown_stages(["console", "monitor", "inference", "sync", "camera"], records)
+    assert stages == [["camera"], ["sync"], ["inference"], ["console", "monitor"]]  # stats and /clock aside
+    cycle = [_rec("a", ["/x"], ["/y"]), _rec("b", ["/y"], ["/x"])]
+    assert supervisor_module.shutdown_stages(["a", "b"], cycle) == [["a", "b"]]  # a cycle stops together
