@@ -12,7 +12,7 @@ import numpy as np
 
 from mmstream.messages import Detections, EmotionEstimate, TextUtterance, Window
 from mmstream.node import Node
-from tests.conftest import node_cmd
+from tests.conftest import node_cmd, wait_for
 from tests.model_package_support import copy_package, model_package  # noqa: F401 - fixture
 
 
@@ -37,11 +37,12 @@ def test_windows_in_estimates_out_with_micro_batching(spawn, run_dir: Path,  # n
     with Node("feeder", run_dir=run_dir) as node:
         est: list[EmotionEstimate] = []
         det: list[Detections] = []
-        node.create_subscription(EmotionEstimate, "/perception/emotion", est.append, keep_last=None)
-        node.create_subscription(Detections, "/perception/detections", det.append, keep_last=None)
+        subs = [node.create_subscription(EmotionEstimate, "/perception/emotion", est.append, keep_last=None),
+                node.create_subscription(Detections, "/perception/detections", det.append, keep_last=None)]
         pub = node.create_publisher(Window, "/sync/window", reliable=True)
         assert pub.wait_for_subscribers(1, timeout_s=60), "inference node never subscribed"
-        time.sleep(0.5)  # let the node's own publishers connect to our subscriptions
+        # the node's own publishers have accepted our subscriptions (a handshake, not a sleep)
+        wait_for(lambda: (node.spin_once(0.02), all(s.publisher_connected for s in subs))[1], 30, "handshakes")
         n = 24
         for i in range(n):
             pub.publish(_window(i))

@@ -17,7 +17,7 @@ from mmstream.model.export import export_package
 from mmstream.node import Node
 from mmstream.train.dataset import WindowDataset, bag_windows, sync_config
 from mmstream.train.trainer import train
-from tests.conftest import node_cmd
+from tests.conftest import node_cmd, wait_for
 from tests.train_support import tiny_config, tiny_synth
 
 
@@ -40,10 +40,10 @@ def test_trained_exported_model_runs_in_the_inference_node(tmp_path: Path, spawn
                           "--param", "backend=onnxruntime", "--param", "print_estimates=false"))
     got: list[EmotionEstimate] = []
     with Node("feeder", run_dir=run_dir) as node:
-        node.create_subscription(EmotionEstimate, "/perception/emotion", got.append, keep_last=None)
+        sub = node.create_subscription(EmotionEstimate, "/perception/emotion", got.append, keep_last=None)
         pub = node.create_publisher(Window, "/sync/window", reliable=True)
         assert pub.wait_for_subscribers(1, timeout_s=60), "inference node never subscribed"
-        time.sleep(0.5)
+        wait_for(lambda: (node.spin_once(0.02), sub.publisher_connected)[1], 30, "the estimate publisher's handshake")
         for w in windows:
             pub.publish(w)
         deadline = time.monotonic() + 30

@@ -15,7 +15,8 @@ from typing import Any
 
 from mmstream.errors import ParameterError
 from mmstream.sync import SyncConfig
-from mmstream.sync.config import NS_PER_S, s_to_ns
+from mmstream.clock import NS_PER_S
+from mmstream.sync.config import s_to_ns
 
 #: the demo graph's synchronizer parameters that differ from the node's defaults
 DEMO_SYNC = {"text_horizon_ns": s_to_ns(1.5)}

@@ -30,13 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mmstream.clock import host_now_ns
+from mmstream.clock import NS_PER_S, host_now_ns
 from mmstream.executor import Wait
 from mmstream.errors import DeviceNotFoundError, MmstreamError
 from mmstream.messages import AudioChunk, Header
 from mmstream.sensors.devices import describe_input_devices
 
-NS_PER_S = 1_000_000_000
 AUDIO_DTYPES = ("float32", "int16")
 
 

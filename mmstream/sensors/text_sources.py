@@ -32,7 +32,7 @@ import pysubs2
 from pysubs2.formats.subrip import SubripFormat
 from pysubs2.formats.webvtt import WebVTTFormat
 
-from mmstream.clock import host_now_ns
+from mmstream.clock import NS_PER_S, host_now_ns
 from mmstream.errors import MmstreamError
 from mmstream.executor import IDLE, NOW, Wait
 from mmstream.messages import Header, TextUtterance
@@ -40,7 +40,6 @@ from mmstream.messages import Header, TextUtterance
 Reject = Callable[[str, str], None]
 
 DEFAULT_MAX_CHARS = 2000
-NS_PER_S = 1_000_000_000
 
 
 def _ignore(reason: str, detail: str) -> None:

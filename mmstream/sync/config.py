@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mmstream.clock import NS_PER_S
 from mmstream.errors import ParameterError
 
-NS_PER_S = 1_000_000_000
 #: continuous streams: they hold a window back (watermark) while live
 DENSE_STREAMS = ("video", "audio")
 #: sparse streams: used if arrived in time, never hold a window back
