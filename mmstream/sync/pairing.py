@@ -21,6 +21,9 @@ Combinations are tried in ``itertools.product`` order (closest first, last input
 and the first whose stamps span strictly less than ``slop`` (max - min < slop) is emitted — one
 set per ``add``. Only the arriving message's neighbourhood is searched, so a set completed by an
 earlier arrival is found only when a later message of that set arrives (as in message_filters).
+
+The C++ policies (``ApproximateTime`` with its pivot search and age penalty, and
+``ApproximateEpsilonTime``), whose sets differ from these, are in :mod:`mmstream.sync.pairing_cpp`.
 """
 
 from __future__ import annotations
