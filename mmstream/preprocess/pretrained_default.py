@@ -25,8 +25,15 @@ The preprocessor itself keeps only the loaded models and a memo of text scores (
 
 Params (``spec["preprocessing"]["params"]``) are parsed into :class:`PretrainedDefaultParams`: an
 unknown key is a ModelError naming model.json, the key and the keys allowed.
-Detections: the boxes of the window's latest face frame with the Haar cascade's confidence
-(:attr:`~mmstream.pretrained.face_detect.FaceBox.score`) as box_scores.
+Detections: the boxes of the window's latest face frame (clipped to the frame) with the detector's
+score (:attr:`~mmstream.pretrained.face_detect.FaceBox.score`: MTCNN's O-Net probability by default,
+the Haar cascade's confidence with ``face_detector: haar``) as box_scores.
+Face detector (``face_detector``): MTCNN (:class:`~mmstream.pretrained.mtcnn.MtcnnFaceDetector`, on
+a ``detect_side_px`` copy, ±90° retries, O-Net tracking between full scans; the crop is turned so
+the eyes are level) or the Haar cascade. Expression smoothing (``expression_smoothing_s``): the face
+expert of each window is replaced by an exponential moving average of the main face's expression
+over the windows of its track (:class:`~mmstream.pretrained.expression_smoothing.ExpressionSmoother`),
+applied in postprocess by re-weighting the fused log-probabilities (exact for the gated log-linear fusion).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import collections
 import functools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +55,7 @@ from mmstream.preprocess import Preprocessor, WindowResult, register_preprocesso
 from mmstream.preprocess.base import BatchContext, FrameBoxes, check_windows
 from mmstream.preprocess.logmel import resample_linear
 from mmstream.preprocess.spec_params import parse_params
+from mmstream.pretrained.expression_smoothing import ExpressionSmoother
 from mmstream.pretrained.face_detect import (FaceBox, FaceDetector, FaceTracker, crop_face, main_face, normalize_face,
                                              to_gray)
 from mmstream.pretrained.prosody import prosody_cues
@@ -104,7 +112,9 @@ class PretrainedDefaultParams:
     face_slots: int = 4             # frame slots per window fed to the face CNN
     face_size: int = 64             # face crop side, pixels (the CNN's input)
     face_margin: float = 0.1        # fer's crop margin, as a fraction of the face side
-    detect_side_px: int = 320       # the Haar scan runs on a copy whose longer side is this
+    detect_side_px: int = 320       # face detection runs on a copy whose longer side is this
+    face_detector: str = "mtcnn"    # "mtcnn" (default: MTCNN via ONNX Runtime, ±90° retries) or "haar"
+    expression_smoothing_s: float = 1.0  # time constant of the per-track face expression EMA (0: off)
     redetect_every: int = 10        # full scans every this many frames while a face is tracked
     empty_rescan_every: int = 2     # full scans every this many frames while none is in view
     speech_threshold: float = 0.5   # VAD probability above which a 32 ms frame counts as speech
@@ -119,6 +129,9 @@ class PretrainedDefaultParams:
         if not 0.0 <= self.speech_threshold <= 1.0 or self.face_margin < 0.0:
             raise ValueError(f"speech_threshold {self.speech_threshold} (expected 0..1) / face_margin "
                              f"{self.face_margin} (expected >= 0)")
+        if self.face_detector not in ("mtcnn", "haar") or self.expression_smoothing_s < 0:
+            raise ValueError(f"face_detector {self.face_detector!r} (expected 'mtcnn' or 'haar') / "
+                             f"expression_smoothing_s {self.expression_smoothing_s} (expected >= 0)")
         if self.sample_rate_hz != SAMPLE_RATE_HZ:
             raise ValueError(f"sample_rate_hz {self.sample_rate_hz}: the audio branch runs at {SAMPLE_RATE_HZ} "
                              f"(Silero VAD)")
@@ -128,9 +141,10 @@ class DefaultStream:
     """What runs from window to window of one time-ordered stream: the face tracker, the VAD stream,
     the faces of recent source frames (by stamp) and the span of the last window."""
 
-    def __init__(self, tracker: FaceTracker, vad: VadStream) -> None:
+    def __init__(self, tracker: FaceTracker, vad: VadStream, smoother: ExpressionSmoother | None = None) -> None:
         self.tracker = tracker
         self.vad = vad
+        self.smoother = smoother if smoother is not None else ExpressionSmoother(0.0)
         self.faces: dict[int, tuple] = {}  # frame stamp -> (crop or None, faces, width, height)
         self.last_start_ns: int | None = None
         self.last_end_ns = 0
@@ -140,6 +154,7 @@ class DefaultStream:
         if self.last_start_ns is not None and (w.start_ns <= self.last_start_ns
                                                or w.start_ns - self.last_end_ns > MAX_TRACK_GAP_NS):
             self.tracker.reset()
+            self.smoother.reset()
             self.faces.clear()
             self.vad.reset()
         else:  # windows come in time order: frames a window length before this one are not asked for again
@@ -147,6 +162,15 @@ class DefaultStream:
             for stamp in [k for k in self.faces if k < horizon]:
                 del self.faces[stamp]
         self.last_start_ns, self.last_end_ns = w.start_ns, w.end_ns
+
+
+@dataclass
+class DefaultBatchContext(BatchContext):
+    """BatchContext plus, per window, (track id of the main face of its latest face frame or None,
+    window end stamp) and the stream's expression smoother, which postprocess moves in window order."""
+
+    tracks: list[tuple[int | None, int]] = field(default_factory=list)
+    smoother: ExpressionSmoother | None = None
 
 
 @register_preprocessor("pretrained_default")
@@ -162,7 +186,15 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         self.event_labels = list(spec.get("event_labels", ["face_present", "speech_present"]))
         if not self.labels:
             raise ModelError(f"model spec {spec.get('name', '?')!r} in {package_dir}: no 'labels'")
-        self.detector = FaceDetector(detect_side_px=p.detect_side_px)
+        if p.face_detector == "mtcnn":
+            from mmstream.pretrained.mtcnn import MtcnnFaceDetector
+
+            self.detector = MtcnnFaceDetector(detect_side_px=p.detect_side_px)
+        else:
+            self.detector = FaceDetector(detect_side_px=p.detect_side_px)
+        fusion = spec.get("fusion") or {}
+        self._video_gate = float((fusion.get("gate_weights") or {}).get("video", 1.0))
+        self._prior_eps = float(fusion.get("prior_eps", 1e-3))
         self.vad = SileroVad()  # the loaded model; each stream runs its own recurrent state on it
         self.text = TextSentiment()
         # packages built before text_emotion existed (builder < 5) have no such inputs: VADER only
@@ -175,7 +207,7 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         p = self.params
         return DefaultStream(FaceTracker(self.detector, redetect_every=p.redetect_every,
                                          empty_rescan_every=p.empty_rescan_every),
-                             VadStream(self.vad.fresh()))
+                             VadStream(self.vad.fresh()), ExpressionSmoother(p.expression_smoothing_s))
 
     # ------------------------------------------------------------------ video
     def _slot_indices(self, w: Window) -> list[int]:
@@ -213,7 +245,7 @@ class PretrainedDefaultPreprocessor(Preprocessor):
             return hit
         gray = to_gray(w.frames[i], w.frame_encoding)
         height, width = gray.shape[:2]
-        found = stream.tracker.update(gray)
+        found = stream.tracker.update(w.frames[i], w.frame_encoding)
         box = main_face(found, width, height)
         face = None if box is None else normalize_face(crop_face(gray, box, size=self.face_size,
                                                                  margin=self.face_margin))
@@ -222,12 +254,14 @@ class PretrainedDefaultPreprocessor(Preprocessor):
             stream.faces[stamp] = result
         return result
 
-    def _faces(self, w: Window, stream: DefaultStream) -> tuple[np.ndarray, np.ndarray, FrameBoxes | None]:
+    def _faces(self, w: Window, stream: DefaultStream
+               ) -> tuple[np.ndarray, np.ndarray, FrameBoxes | None, int | None]:
         """(face crops, their mask, the boxes of the latest face frame with the size of the frames
-        scanned; None when no frame was scanned)."""
+        scanned (None when no frame was scanned), the track id of that frame's main face or None)."""
         faces = np.zeros((self.face_slots, 1, self.face_size, self.face_size), np.float32)
         mask = np.zeros(self.face_slots, np.float32)
         latest: list[FaceBox] = []
+        track: int | None = None
         scanned = False
         height = width = 0
         for slot, i in enumerate(self._slot_indices(w)):
@@ -238,10 +272,14 @@ class PretrainedDefaultPreprocessor(Preprocessor):
             faces[slot, 0] = face
             mask[slot] = 1.0
             latest = found
+            main = main_face(found, width, height)
+            track = main.track_id if main is not None else None
         if not scanned:
-            return faces, mask, None
+            return faces, mask, None, None
         boxes = np.stack([b.as_array() for b in latest]) if latest else np.zeros((0, 4), np.float32)
-        return faces, mask, FrameBoxes(boxes, np.array([b.score for b in latest], np.float32), width, height)
+        boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)  # published inside the frame
+        return (faces, mask, FrameBoxes(boxes, np.array([b.score for b in latest], np.float32), width, height),
+                track)
 
     # ------------------------------------------------------------------ audio
     def _audio(self, w: Window, stream: DefaultStream) -> tuple[np.ndarray, float]:
@@ -300,15 +338,16 @@ class PretrainedDefaultPreprocessor(Preprocessor):
                 "text_scores": np.zeros((b, 4), np.float32), "text_present": np.zeros(b, np.float32),
                 "text_emotion": np.zeros((b, len(self.labels)), np.float32),
                 "text_emotion_present": np.zeros(b, np.float32)}
-        context = BatchContext(size=b)
+        context = DefaultBatchContext(size=b, smoother=stream.smoother)
         stages = {"faces": 0.0, "audio": 0.0, "text": 0.0}  # face detection + CNN crops, VAD + prosody, VADER + MiniLM
         for k, w in enumerate(windows):
             stream.follow(w)
             t0 = time.perf_counter()
-            boxes = None
+            boxes = track = None
             if w.presence.get("video", True):
-                feed["faces"][k], feed["face_mask"][k], boxes = self._faces(w, stream)
+                feed["faces"][k], feed["face_mask"][k], boxes, track = self._faces(w, stream)
             context.boxes.append(boxes)
+            context.tracks.append((track, int(w.end_ns)))
             t1 = time.perf_counter()
             feed["audio_cues"][k], feed["audio_present"][k] = self._audio(w, stream)
             t2 = time.perf_counter()
@@ -324,10 +363,33 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         context.stage_ms = {k: round(v, 3) for k, v in stages.items()}
         return feed, context
 
+    def _smoothed(self, outputs: dict[str, np.ndarray], context: BatchContext, k: int) -> np.ndarray:
+        """Window ``k``'s fused probabilities with its face expert replaced by the track's smoothed one.
+
+        The graph's fusion is log p = (g_f·log f + rest) / (T + eps) + const with f = face_probs,
+        g_f = the video gate and T = the sum of gates, so swapping f for the smoothed s adds
+        g_f / (T + eps) · (log s - log f), where T = g_f / contribution_video: exact, no second run."""
+        probs = np.asarray(outputs["emotion_probs"][k], np.float64)
+        tracks = getattr(context, "tracks", None)
+        smoother = getattr(context, "smoother", None)
+        face = np.asarray(outputs["face_probs"][k], np.float64) if "face_probs" in outputs else None
+        if not tracks or smoother is None or face is None or tracks[k][0] is None or face.sum() <= 0:
+            return probs.astype(np.float32)
+        c_video = float(outputs["contribution"][k][0])
+        if c_video <= 0:
+            return probs.astype(np.float32)
+        track, stamp_ns = tracks[k]
+        smoothed = smoother.update(track, face, stamp_ns)
+        weight = self._video_gate / (self._video_gate / c_video + self._prior_eps)
+        logp = np.log(np.maximum(probs, 1e-12)) + weight * (np.log(np.maximum(smoothed, 1e-12))
+                                                           - np.log(np.maximum(face, 1e-12)))
+        out = np.exp(logp - logp.max())
+        return (out / out.sum()).astype(np.float32)
+
     def postprocess(self, outputs: dict[str, np.ndarray], context: BatchContext) -> list[WindowResult]:
         results = []
         for k in range(context.size):
-            probs = outputs["emotion_probs"][k]
+            probs = self._smoothed(outputs, context, k)
             contribution = outputs["contribution"][k]
             events = outputs["events"][k]
             face = context.boxes[k]

