@@ -5,6 +5,8 @@ Where the numbers come from:
 
 * node state: the launcher's ``<run_dir>/processes.json`` (running, respawning, exited, respawn
   count, exit codes) merged with the node registry (``graph.list_nodes``: is the pid alive);
+  a node that stays down (exited with a failure and not respawned, or whose process died
+  without a launcher to restart it) is reported above everything else, in every view;
 * rates, drops, latencies: each node's :class:`~mmstream.messages.NodeStats` on ``/<node>/stats``
   (the monitor subscribes to the stats topic of every node it discovers);
 * emotion: the newest :class:`~mmstream.messages.EmotionEstimate` on ``/perception/emotion``.
@@ -43,6 +45,11 @@ class NodeView:
     uptime_s: float | None
     cpu_s: float | None
     stats_age_s: float | None  # seconds since its last NodeStats (None: none yet)
+    down: bool = False      # it failed and nothing restarts it: exited (code != 0) and not respawning, or dead
+
+    def down_reason(self) -> str:
+        after = f" after {self.respawns} respawn{'s' if self.respawns != 1 else ''}" if self.respawns else ""
+        return f"{self.state}{after}, not restarted"
 
 
 def bar(fraction: float, width: int = BAR_WIDTH) -> str:
@@ -94,13 +101,16 @@ class GraphState:
             rec, proc = records.get(name), procs.get(name)
             alive = bool(rec and rec["alive"])
             respawns = int(proc.get("respawns", 0)) if proc else 0
+            down = False
             if proc is None:
                 state = "running" if alive else "dead"
+                down = not alive
             elif proc.get("state") == "running":
                 state = (f"respawned ×{respawns}" if respawns else "running") if alive else "starting"
             elif proc.get("state") == "exited":
                 codes = proc.get("exit_codes") or []
                 state = f"exited ({codes[-1]})" if codes else "exited"
+                down = bool(codes) and codes[-1] != 0
             else:
                 state = str(proc.get("state", "?"))
             st = self.stats.get(name)
@@ -108,8 +118,12 @@ class GraphState:
             views.append(NodeView(name=name, state=state, pid=pid, respawns=respawns,
                                   uptime_s=st[0].uptime_s if st and alive else None,
                                   cpu_s=st[0].cpu_s if st and alive else None,
-                                  stats_age_s=round(now - st[1], 1) if st else None))
+                                  stats_age_s=round(now - st[1], 1) if st else None, down=down))
         return views
+
+    def down(self) -> list[NodeView]:
+        """Nodes that failed and that nothing restarts (the graph runs without them)."""
+        return [n for n in self.nodes() if n.down]
 
     def topic_rows(self) -> list[dict[str, Any]]:
         """One row per (topic, node, direction) from the newest NodeStats; stats topics left out."""
@@ -179,6 +193,7 @@ def plain_lines(state: GraphState) -> list[str]:
     views = state.nodes()
     if not views:
         out.append(f"(no nodes in {state.run_dir}: is a graph running there? see --run-dir)")
+    out += [f"DOWN {n.name}: {n.down_reason()}" for n in views if n.down]
     for n in views:
         out.append(f"node {n.name:<20} {n.state:<14} pid {n.pid or '-':<8} up {_fmt(n.uptime_s)}s "
                    f"cpu {_fmt(n.cpu_s)}s")
@@ -230,6 +245,9 @@ def render(state: GraphState) -> Any:
                   style="bold")
     if not views:
         header.append(f"\n(no nodes in {state.run_dir}: is a graph running there? see --run-dir)", style="yellow")
+    for n in views:
+        if n.down:
+            header.append(f"\nDOWN {n.name}: {n.down_reason()}", style="bold red")
     return Group(header, nodes, topics, Panel(emo, title=f"emotion{age}", title_align="left"))
 
 
