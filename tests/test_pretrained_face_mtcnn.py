@@ -28,7 +28,7 @@ def _astronaut(angle_deg: float) -> np.ndarray:
 
 
 def test_recall_and_false_detections_on_the_face_set(detector) -> None:
-    """Measured (bench/bench_perception.py): 104/150 faces, 5 false detections in face frames and 1 in
+    """Measured (bench/bench_perception.py): 99/150 faces, 3 false detections in face frames and 1 in
     the 30 non-face frames; the Haar cascade with ±25° retries finds 29 with 16 false detections."""
     from mmstream.pretrained.face_set import face_frames, nonface_frames, score_frame
 
@@ -38,7 +38,7 @@ def test_recall_and_false_detections_on_the_face_set(detector) -> None:
         hit, wrong = score_frame(frame, np.array([b.as_array() for b in found]).reshape(-1, 4))
         hits += hit
         false += wrong
-    assert hits >= 95 and false <= 12
+    assert hits >= 90 and false <= 10
 
 
 @pytest.mark.parametrize("angle_deg", [30, -30, 90])
