@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Sets up mmstream on a fresh Debian/Ubuntu machine with Python 3.11.
-# Idempotent: installs only what is missing. Usage: scripts/setup.sh [--dev]
-#   --dev   also install the test tools (pytest, hypothesis, rosbags, ...) and the ray extra
+# Idempotent: installs only what is missing. Usage: scripts/setup.sh [--dev] [--ros1]
+#   --dev   also install the test tools (pytest, hypothesis, rosbags, ...) and the ray extra (implies --ros1)
+#   --ros1  also install Debian's ROS 1 (rospy, rosmaster, rostopic, std/sensor msgs) for the ros1_bridge node
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0
-for a in "$@"; do case "$a" in --dev) DEV=1 ;; *) echo "setup.sh: unknown option '$a' (expected --dev)" >&2; exit 2 ;; esac; done
+ROS1=0
+for a in "$@"; do case "$a" in --dev) DEV=1; ROS1=1 ;; --ros1) ROS1=1 ;; *) echo "setup.sh: unknown option '$a' (expected --dev or --ros1)" >&2; exit 2 ;; esac; done
 
 # 1. Debian packages: PortAudio for sounddevice, ffmpeg for clips, PulseAudio + espeak-ng
 #    for the real-capture tests and the sample speech, libsndfile for soundfile, tmux for the monitor test,
 #    iproute2 + tcpdump for the multi-host security test (network namespaces, packet capture).
 DEB_PKGS=(libportaudio2 libsndfile1 ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins espeak-ng libgl1 libglib2.0-0 tmux iproute2 tcpdump)
+# ROS 1 for the system Python (the bridge reaches it from .venv, see mmstream/ros1/system_import.py)
+[ "$ROS1" = 1 ] && DEB_PKGS+=(python3-rospy python3-rosmaster python3-rostopic python3-sensor-msgs python3-std-msgs)
 missing=()
 for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
