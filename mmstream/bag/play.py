@@ -170,7 +170,7 @@ class ControlSocket:
 
     def poll(self, control: PlayerControl) -> None:
         while self._sock.poll(0, self._zmq.POLLIN):
-            text = self._sock.recv().decode(errors="replace")
+            text = b" ".join(self._sock.recv_multipart()).decode(errors="replace")  # all parts, or REP cannot reply
             self._sock.send(json.dumps(control.command(text)).encode())
 
     def close(self) -> None:
