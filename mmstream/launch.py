@@ -22,7 +22,8 @@
     insecure: false                 # true: allow plaintext tcp on network addresses (warned at start)
 
 Substitutions: ``$(var NAME)``, ``$(env NAME)`` / ``$(env NAME default)``, ``$(dirname)``,
-``$(not VALUE)``; they nest (``$(not $(var live))``).
+``$(not VALUE)``, ``$(if CONDITION THEN ELSE)``; they nest (``$(not $(var live))``,
+``$(if $(var monitor) 2 1)``).
 Every key is checked: a typo is an error naming the file, the node and the key.
 """
 
@@ -103,9 +104,14 @@ def _substitute(value: Any, args: Mapping[str, str], where: str, base: Path) -> 
             return str(base)
         if kind == "not":
             return "false" if _condition(rest, "$(not ...)", where) else "true"
-        raise LaunchError(f"{where}: unknown substitution $({kind}); expected var, env, dirname or not")
+        if kind == "if":
+            parts = rest.split()
+            if len(parts) != 3:
+                raise LaunchError(f"{where}: $(if {rest}) expects $(if CONDITION THEN ELSE), three words")
+            return parts[1] if _condition(parts[0], "$(if ...)", where) else parts[2]
+        raise LaunchError(f"{where}: unknown substitution $({kind}); expected var, env, dirname, not or if")
 
-    typed = re.fullmatch(r"\$\((var|not)\s.*\)", value) is not None
+    typed = re.fullmatch(r"\$\((var|not|if)\s.*\)", value) is not None
     out = value
     for _ in range(8):  # innermost substitutions first, until none is left
         new = _SUBST.sub(one, out)

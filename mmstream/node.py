@@ -426,7 +426,10 @@ class Node:
             sub.close()
         for sock in self._sockets:
             sock.close(0)
+        deadline = time.monotonic() + (linger_s or 0.0)
         for pub in self._publishers:
+            if pub.reliable and linger_s:
+                pub.finish(max(0.0, deadline - time.monotonic()))  # its subscribers confirm they have it all
             pub.close(linger_s=linger_s if pub.reliable else None)
         graph.remove_node_record(self.name, self.run_dir)
         self._ctx.term()

@@ -35,6 +35,7 @@ M = TypeVar("M", bound=Message)
 SENSOR_HWM = 64         # ZeroMQ queue per subscriber (sensor QoS); the receiver thread keeps it empty
 RELIABLE_HWM = 64       # messages queued per subscriber before a reliable publisher waits
 ZERO_COPY_MIN_BYTES = 65536
+END_OF_STREAM = b"\x00mmstream-end-of-stream"  # a reliable publisher's last frame; never a valid header
 _LATENCY_SAMPLES = 512
 
 
@@ -118,14 +119,50 @@ class Publisher(Generic[M]):
         self._read_subscriptions(0)
         return self._subscribers
 
-    def _read_subscriptions(self, timeout_ms: int) -> None:
+    def _read_subscriptions(self, timeout_ms: int) -> int:
+        """Apply (un)subscription events; returns how many unsubscriptions were read."""
+        left = 0
         while self._sock.poll(timeout_ms, zmq.POLLIN):
             event = self._sock.recv()
             if event[:1] == b"\x01":
                 self._subscribers += 1
             elif event[:1] == b"\x00":
                 self._subscribers = max(0, self._subscribers - 1)
+                left += 1
             timeout_ms = 0
+        return left
+
+    def finish(self, timeout_s: float) -> bool:
+        """End of stream, before closing: send the end marker and wait (at most ``timeout_s``) until
+        every connected subscriber has confirmed it received everything before it.
+
+        libzmq drops what a slow subscriber has not read yet when its publisher's connection goes away
+        (even with LINGER; tests/test_transport_end.py), so a reliable publisher that exits must first
+        know its subscribers have everything. A subscription confirms by unsubscribing (and subscribing
+        again at once, for a publisher that restarts). False if some did not confirm in time.
+        """
+        self._read_subscriptions(0)
+        waiting = self._subscribers
+        if waiting == 0:
+            return True
+        deadline = time.monotonic() + timeout_s
+        frames = [self.topic.encode(), END_OF_STREAM]
+        while True:
+            try:
+                self._sock.send_multipart(frames, flags=zmq.NOBLOCK)
+                break
+            except zmq.Again:  # behind the last messages, in the same queue
+                if time.monotonic() >= deadline:
+                    return False
+                self._sock.poll(50, zmq.POLLOUT)
+        while waiting > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._log.warning("%s: %d subscriber(s) did not confirm the end of the stream within %.1f s; "
+                                  "what they had not read yet may be lost", self.topic, waiting, timeout_s)
+                return False
+            waiting -= self._read_subscriptions(int(min(remaining, 0.05) * 1000))
+        return True
 
     def wait_for_subscribers(self, count: int = 1, timeout_s: float = 5.0) -> bool:
         """Block until ``count`` subscriptions are connected (handshake, not a sleep)."""
@@ -226,6 +263,7 @@ class Subscription(Generic[M]):
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._redial_at: float | None = None
         self.publisher_connected = False
+        self.ended = 0  # end-of-stream markers received (a reliable publisher finished)
         self.socket.connect(endpoint)
 
     @property
@@ -250,6 +288,12 @@ class Subscription(Generic[M]):
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            if len(frames) == 2 and frames[1].bytes == END_OF_STREAM:
+                # everything the publisher sent is queued here: confirm, and stay subscribed for a restart
+                self.socket.setsockopt(zmq.UNSUBSCRIBE, self.topic.encode())
+                self.socket.setsockopt(zmq.SUBSCRIBE, self.topic.encode())
+                self.ended += 1
+                continue
             with self._lock:
                 if self.keep_last is not None and len(self._queue) == self.keep_last:
                     self.stats.drops += 1  # the oldest is pushed out: keep-last overflow

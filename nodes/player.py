@@ -43,8 +43,6 @@ PARAMS = [
     Param("control_endpoint", "", type=str, doc="ZeroMQ endpoint of the control socket (empty: <run_dir>/player.ctl)"),
     Param("keyboard", True, doc="read control keys from a terminal stdin"),
     Param("exit_on_end", True, doc="exit when the bag is done (false: keep running until stopped)"),
-    Param("linger_s", 10.0, min=0.0, doc="at the end, stay up until every subscriber has left (at most this long): "
-                                         "ZeroMQ drops what a slow subscriber has not read when its publisher exits"),
     Param("progress_s", 1.0, min=0.0, doc="print a progress line this often, wall seconds (0: never)"),
     Param("decode_jpeg", False, doc="publish CompressedImage JPEG as decoded bgr8 frames"),
     Param("audio_sample_rate_hz", 16000, min=1, doc="audio_common_msgs/AudioData: sample rate (not in the message)"),
@@ -91,7 +89,6 @@ class PlayerNode(Component):
         self.next_progress_s = time.monotonic() + p["progress_s"]
         self.steps = self.player.steps()
         self.finished = False
-        self.linger_until_s = 0.0
         node.log.info("playing %s (%s, control: %s)", self.config.bag,
                       "as fast as possible" if self.config.fast else f"rate {self.config.rate}", endpoint)
 
@@ -115,13 +112,7 @@ class PlayerNode(Component):
         if self.finished:
             if not self.node.ok():
                 return DONE
-            if not self.node.params["exit_on_end"]:
-                return Wait.until_ready(self.control_socket.socket)  # answer the control socket until stopped
-            # ZeroMQ drops what a subscriber has not read yet when its publisher goes away: stay up until
-            # every subscriber has left (a launch stops them, upstream first) or linger_s runs out
-            if time.monotonic() >= self.linger_until_s or not any(p.subscription_count for p in self.pubs.values()):
-                return DONE
-            return Wait.until_ready(self.control_socket.socket, timeout_s=0.05)
+            return Wait.until_ready(self.control_socket.socket)  # answer the control socket until stopped
         self.show_progress()
         try:
             wait_s = next(self.steps)
@@ -140,10 +131,10 @@ class PlayerNode(Component):
                    "max_lag_s": round(self.player.lag_max_s, 3), "problems": self.player.reader.problems}
         self.node.log.info("player finished: %s", json.dumps(summary))
         self.finished = True
-        self.node.set_state("finished")
-        if self.node.params["exit_on_end"]:
-            self.linger_until_s = time.monotonic() + self.node.params["linger_s"]
-        return self.step()
+        self.node.set_state("finished")  # a launch now stops the graph, upstream first
+        # exit_on_end: the node drains and closes; each reliable publisher ends its stream and waits for
+        # its subscribers to confirm they have everything (Publisher.finish), then the process exits
+        return DONE if self.node.params["exit_on_end"] else self.step()
 
     def show_progress(self) -> None:
         p = self.node.params

