@@ -22,6 +22,7 @@ BUILTIN_NODES = {
     "foxglove_bridge": "nodes.foxglove_bridge",
     "annotator": "nodes.annotator",
     "monitor": "nodes.monitor",
+    "ros2_bridge": "nodes.ros2_bridge",
     "ros1_bridge": "nodes.ros1_bridge",
 }
 
