@@ -16,7 +16,7 @@ DEB_PKGS=(libportaudio2 libsndfile1 ffmpeg sox pulseaudio pulseaudio-utils libas
 # ROS 1 for the system Python (the bridge reaches it from .venv, see mmstream/ros1/system_import.py)
 [ "$ROS1" = 1 ] && DEB_PKGS+=(python3-rospy python3-rosmaster python3-rostopic python3-sensor-msgs python3-std-msgs)
 # Cyclone DDS 0.10 C library and idlc: the independent C peer the ROS 2 bridge tests build
-[ "$DEV" = 1 ] && DEB_PKGS+=(cyclonedds-dev cyclonedds-tools gcc libc6-dev)
+DEB_PKGS+=(cyclonedds-dev cyclonedds-tools gcc libc6-dev)
 missing=()
 for p in "${DEB_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
