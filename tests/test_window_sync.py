@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mmstream import wire
@@ -647,6 +647,8 @@ def test_config_rejects_nonsense():
 @given(jitter_ms=st.integers(0, 6), drift_ppm=st.sampled_from([-400.0, -50.0, 0.0, 120.0, 500.0]),
        rate=st.sampled_from([16000, 44100, 48000]), chunk=st.sampled_from([160, 441, 1024]),
        seed=st.integers(0, 2**31))
+@example(jitter_ms=3, drift_ppm=-50.0, rate=16000, chunk=160, seed=3)  # lost one sample at a boundary: the
+# next chunk re-steered the clock between the cuts of two windows sharing it (fixed: boundaries are kept)
 @settings(max_examples=25)
 def test_jittered_drifting_audio_tiles_exactly_once(jitter_ms, drift_ppm, rate, chunk, seed):
     """Tiling windows over audio with jittered stamps and a drifting device clock: every sample in

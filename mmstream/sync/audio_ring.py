@@ -117,6 +117,9 @@ class AudioTimeline:
         self._floor_n: int | None = None
         self._last_seq: int | None = None
         self._held = 0
+        # sample index of each window boundary already cut: a boundary shared by two windows (tiling,
+        # or overlap on the hop grid) keeps the index it had, even if a later chunk re-steered the clock
+        self._boundaries: dict[int, int] = {}
         if self._estimator is not None:
             self._estimator.reset()
 
@@ -323,8 +326,8 @@ class AudioTimeline:
         if not self._segs:
             count = math.ceil((end_ns - start_ns) / self.nominal_period_ns)
             return AudioCut(np.zeros((count, self.channels), np.float32), np.zeros(count, np.bool_))
-        n_lo = self.index_at_or_after(start_ns)
-        n_hi = self.index_at_or_after(end_ns)
+        n_lo = self._boundary(start_ns)
+        n_hi = max(self._boundary(end_ns), n_lo)
         count = n_hi - n_lo
         out = np.zeros((count, self.channels), np.float32)
         mask = np.zeros(count, np.bool_)
@@ -339,11 +342,21 @@ class AudioTimeline:
                 stamps.append(s.stamp_ns)
         return AudioCut(out, mask, sorted(stamps))
 
+    def _boundary(self, t_ns: int) -> int:
+        n = self._boundaries.get(t_ns)
+        if n is None:
+            n = self._boundaries[t_ns] = self.index_at_or_after(t_ns)
+            if len(self._boundaries) > 4096:  # bounded; trim_before prunes the past as windows advance
+                self._boundaries.pop(next(iter(self._boundaries)))
+        return n
+
     def trim_before(self, t_ns: int) -> None:
         """Forget samples before ``t_ns``; any that arrive later for that span count as late."""
         if not self._segs:
             return
         floor_n = self.index_at_or_after(t_ns)
+        for b in [b for b in self._boundaries if b < t_ns]:
+            del self._boundaries[b]
         if self._floor_n is not None and floor_n <= self._floor_n:
             return
         self._floor_n = floor_n
