@@ -13,6 +13,7 @@ BUILTIN_NODES = {
     "camera": "nodes.camera",
     "microphone": "nodes.microphone",
     "text": "nodes.text",
+    "speech": "nodes.speech",
     "synchronizer": "nodes.synchronizer",
     "inference": "nodes.inference",
     "recorder": "nodes.recorder",
