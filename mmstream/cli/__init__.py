@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from mmstream.errors import MmstreamError
 
 #: subcommand modules, in help order; a module that is not present is skipped
-GROUPS = ("launch", "run", "topic", "node", "bag", "model", "models", "devices", "monitor", "keys", "process", "bench")
+GROUPS = ("launch", "run", "topic", "node", "bag", "model", "models", "devices", "monitor", "keys", "process", "perceive", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,8 @@ Per window:
          carried from window to window) gives the speech probabilities of the frames inside the
          window; its speech_prob is their 80th percentile; prosody cues come from the frames VAD calls speech.
          No real audio -> audio_present 0; silence -> speech_prob ~0, which gates the audio expert off.
-  text   VADER scores of the utterances overlapping the window, joined. None -> text_present 0.
+  text   VADER scores of the utterances overlapping the window, joined. None -> text_present 0;
+         typed text -> 1; recognized speech (source "asr") -> ASR_TEXT_WEIGHT (0.5): a weaker gate.
          When the MiniLM text encoder was fetched (``text_encoder_dir`` in the preprocessing params,
          ``../text_encoder`` next to the package), also its 7 prototype emotion probabilities
          (text_emotion, text_emotion_present 1); otherwise zeros and text_emotion_present 0, and the
@@ -59,7 +60,7 @@ from mmstream.pretrained.expression_smoothing import ExpressionSmoother
 from mmstream.pretrained.face_detect import (FaceBox, FaceDetector, FaceTracker, crop_face, main_face, normalize_face,
                                              to_gray)
 from mmstream.pretrained.prosody import prosody_cues
-from mmstream.pretrained.text_emotion import TextEmotion, text_encoder_available
+from mmstream.pretrained.text_emotion import TextEmotion, text_encoder_available, text_weight
 from mmstream.pretrained.text_sentiment import TextSentiment
 from mmstream.pretrained.vad import FRAME_SAMPLES, SAMPLE_RATE_HZ, SileroVad
 
@@ -320,12 +321,17 @@ class PretrainedDefaultPreprocessor(Preprocessor):
         return self.text.scores(text), emotion
 
     def _text(self, w: Window) -> tuple[np.ndarray, float, np.ndarray, float]:
-        """(VADER scores, text_present, MiniLM emotion probabilities or zeros, text_emotion_present)."""
-        text = " ".join(u.text.strip() for u in w.utterances if u.text.strip())
+        """(VADER scores, text_present, MiniLM emotion probabilities or zeros, text_emotion_present).
+
+        text_present is the text expert's gate: 1 for typed text, lower for recognized speech
+        (source "asr": :func:`~mmstream.pretrained.text_emotion.text_weight`)."""
+        said = [u for u in w.utterances if u.text.strip()]
+        text = " ".join(u.text.strip() for u in said)
         if not text or not w.presence.get("text", True):
             return np.array([0.0, 1.0, 0.0, 0.0], np.float32), 0.0, np.zeros(len(self.labels), np.float32), 0.0
         scores, emotion = self._text_scores(text)
-        return scores, 1.0, emotion, float(self.text_emotion is not None)
+        weight = text_weight([u.source for u in said], [len(u.text.strip()) for u in said])
+        return scores, weight, emotion, float(self.text_emotion is not None)
 
     def prepare(self, windows: list[Window], stream: DefaultStream | None = None
                 ) -> tuple[dict[str, np.ndarray], BatchContext]:
@@ -355,7 +361,7 @@ class PretrainedDefaultPreprocessor(Preprocessor):
              feed["text_emotion_present"][k]) = self._text(w)
             t3 = time.perf_counter()
             context.presence.append({"audio": bool(feed["audio_present"][k] > 0.5),
-                                     "text": bool(feed["text_present"][k] > 0.5)})
+                                     "text": bool(feed["text_present"][k] > 0.0)})
             for stage, ms in (("faces", t1 - t0), ("audio", t2 - t1), ("text", t3 - t2)):
                 stages[stage] += ms * 1e3
         if not self._emotion_inputs:

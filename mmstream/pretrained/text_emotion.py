@@ -38,6 +38,20 @@ EMBEDDING_DIM = 384
 # Cosines of MiniLM embeddings between related sentences differ by ~0.05-0.3; /0.05 turns a lead of
 # 0.1 into a probability ratio of e^2 ≈ 7.4, sharp enough to name the emotion, soft enough to keep doubt.
 TEMPERATURE = 0.05
+# Recognized speech (TextUtterance.source "asr", from the speech node) is weighed less than typed text:
+# pocketsphinx gets 27-32% of the words of real read speech wrong and 35-75% of synthetic speech
+# (docs/models.md, "Speech recognition"), so the text expert's gate is scaled by this for ASR text.
+ASR_SOURCES = ("asr",)
+ASR_TEXT_WEIGHT = 0.5
+
+
+def text_weight(sources: Sequence[str], lengths: Sequence[int]) -> float:
+    """Weight of the text expert for utterances from ``sources`` with ``lengths`` characters: 1 for
+    typed text, :data:`ASR_TEXT_WEIGHT` for recognized speech, the length-weighted mean for a mix."""
+    total = sum(lengths)
+    if total <= 0:
+        return 0.0
+    return sum((ASR_TEXT_WEIGHT if src in ASR_SOURCES else 1.0) * n for src, n in zip(sources, lengths)) / total
 
 # Short, plain English sentences per label; their mean embedding is the label's prototype.
 # Written for mmstream (not taken from a data set); the test sentences in tests/ are not among them.
